@@ -1,0 +1,403 @@
+//! The typed journey and configuration model: what a valid journey file and a valid
+//! configuration file mean once loaded. Everything here has passed validation; the engine
+//! relies on that (step references resolve, percentages add up, channels are declared).
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// A length of time, as written in journeys and configuration (`30s`, `15m`, `2h`, `7d`, `2w`),
+/// held in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Duration {
+    pub seconds: u64,
+}
+
+impl Duration {
+    pub const fn from_secs(seconds: u64) -> Self {
+        Duration { seconds }
+    }
+    pub fn as_chrono(self) -> chrono::Duration {
+        chrono::Duration::seconds(self.seconds as i64)
+    }
+}
+
+/// A percentage with up to two decimals, held in basis points (`12.5%` is 1250, `100%` is 10000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Percent {
+    pub basis_points: u32,
+}
+
+/// A local time of day (`"09:30"`), minutes since midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TimeOfDay {
+    pub hour: u8,
+    pub minute: u8,
+}
+
+/// Where a value in a condition or in send data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum PathRoot {
+    /// `event.type` / `event.properties...`: the event being evaluated.
+    Event,
+    /// `trigger.type` / `trigger.properties...`: the event that started the journey instance.
+    Trigger,
+    /// `profile...`: the customer's attributes.
+    Profile,
+}
+
+/// A validated path such as `event.properties.cart_value` or `profile.tier`.
+///
+/// For `Event` and `Trigger` roots, `segments` is either `["type"]` or starts with
+/// `"properties"` followed by at least one name. For `Profile`, `segments` holds the attribute
+/// names after `profile.` (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Path {
+    pub root: PathRoot,
+    pub segments: Vec<String>,
+    /// The path as written, for messages and graphs.
+    pub text: String,
+}
+
+/// A comparison operator of a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    In,
+    NotIn,
+    Contains,
+    StartsWith,
+    Exists,
+}
+
+impl Op {
+    pub const ALL: [Op; 11] = [
+        Op::Eq,
+        Op::Ne,
+        Op::Gt,
+        Op::Gte,
+        Op::Lt,
+        Op::Lte,
+        Op::In,
+        Op::NotIn,
+        Op::Contains,
+        Op::StartsWith,
+        Op::Exists,
+    ];
+
+    /// The key used in journey files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::In => "in",
+            Op::NotIn => "not_in",
+            Op::Contains => "contains",
+            Op::StartsWith => "starts_with",
+            Op::Exists => "exists",
+        }
+    }
+}
+
+/// A condition. Validation guarantees operands have the right type (`in`/`not_in` take lists,
+/// `exists` a boolean, `starts_with` a string, `gt`.. a number or string).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Condition {
+    /// `{ path: P, OP: VALUE [, OP2: VALUE2 ...] }`: every comparison must hold.
+    Compare {
+        path: Path,
+        comparisons: Vec<(Op, serde_json::Value)>,
+    },
+    /// `{ did: TYPE [, within: DURATION] }`: the customer had an event of that type (in the
+    /// window, when given) before the event being handled.
+    Did {
+        event: String,
+        within: Option<Duration>,
+    },
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+}
+
+/// `active | paused | draining`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+pub enum Status {
+    #[default]
+    Active,
+    Paused,
+    Draining,
+}
+
+/// `marketing | transactional`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+pub enum Category {
+    #[default]
+    Marketing,
+    Transactional,
+}
+
+/// An event type with an optional condition: used by `trigger`, `exit_when` entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventMatch {
+    pub event: String,
+    pub condition: Option<Condition>,
+}
+
+/// `once | always | { after: DURATION }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum Reentry {
+    #[default]
+    Once,
+    Always,
+    After(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Entry {
+    pub reentry: Reentry,
+    pub unless: Option<Condition>,
+    pub holdout: Percent,
+}
+
+impl Default for Percent {
+    fn default() -> Self {
+        Percent { basis_points: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Goal {
+    pub event: String,
+    pub condition: Option<Condition>,
+    pub within: Option<Duration>,
+    /// Default true: reaching the goal ends the journey.
+    pub exit: bool,
+}
+
+/// Where a customer goes next: a step id of the same journey, or the end.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum Next {
+    Step(String),
+    End,
+}
+
+/// `continue | exit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum IfNoChannel {
+    #[default]
+    Continue,
+    Exit,
+}
+
+/// A value in a send's `data`: a literal, or a path copied at send time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum DataValue {
+    Literal(serde_json::Value),
+    Path(Path),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Send {
+    /// Channel names in priority order (at least one, all declared in the configuration).
+    pub channels: Vec<String>,
+    pub template: String,
+    /// In the order written.
+    pub data: IndexMap<String, DataValue>,
+    pub if_no_channel: IfNoChannel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitFor {
+    pub event: String,
+    pub condition: Option<Condition>,
+    pub timeout: Duration,
+    /// `None`: the following step.
+    pub on_event: Option<Next>,
+    /// `None`: the following step.
+    pub on_timeout: Option<Next>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BranchCase {
+    /// `None` only for the last case (the else case).
+    pub when: Option<Condition>,
+    pub next: Next,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitArm {
+    pub name: String,
+    pub percent: Percent,
+    pub next: Next,
+}
+
+/// The one action of a step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Action {
+    Wait(Duration),
+    WaitUntil(TimeOfDay),
+    WaitFor(WaitFor),
+    Send(Send),
+    Branch(Vec<BranchCase>),
+    Split(Vec<SplitArm>),
+}
+
+impl Action {
+    /// The key used in journey files (`wait`, `send`, ...), also used as the step kind label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Wait(_) => "wait",
+            Action::WaitUntil(_) => "wait_until",
+            Action::WaitFor(_) => "wait_for",
+            Action::Send(_) => "send",
+            Action::Branch(_) => "branch",
+            Action::Split(_) => "split",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub action: Action,
+    /// `next:` of the step. `None`: the following step (or the end after the last step).
+    /// Not used by `branch`, `split` and `wait_for`, whose cases name their own next steps
+    /// (a `next` on those is still honoured as the fallthrough target where the spec says
+    /// "the following step").
+    pub next: Option<Next>,
+}
+
+/// A validated journey.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Journey {
+    pub id: String,
+    pub version: u32,
+    pub name: Option<String>,
+    pub status: Status,
+    pub category: Category,
+    pub priority: i64,
+    pub trigger: EventMatch,
+    pub entry: Entry,
+    pub exit_when: Vec<EventMatch>,
+    pub goal: Option<Goal>,
+    pub steps: Vec<Step>,
+    /// The file it was loaded from, for messages.
+    pub source: PathBuf,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine configuration (config.md)
+// ---------------------------------------------------------------------------------------------
+
+/// `opt_in | opt_out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConsentMode {
+    OptIn,
+    OptOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelConfig {
+    /// Output topic of the channel's send commands.
+    pub topic: String,
+    /// Profile attribute holding the customer's address on this channel.
+    pub address: String,
+    pub consent: ConsentMode,
+    pub quiet_hours: bool,
+}
+
+/// Which channels a frequency cap covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CapChannels {
+    All,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrequencyCap {
+    pub name: String,
+    pub channels: CapChannels,
+    pub max: u32,
+    pub per: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuietHours {
+    pub start: TimeOfDay,
+    pub end: TimeOfDay,
+    pub default_timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub input_topics: Vec<String>,
+    pub dead_letter_topic: String,
+    pub decisions_topic: String,
+    pub state_topic: String,
+    /// librdkafka properties passed through as they are.
+    pub client: IndexMap<String, String>,
+    /// Addition to config.md: how often the open transaction is committed (default 100).
+    pub commit_interval_ms: u64,
+    /// Addition to config.md: largest accepted event in bytes (default 65536).
+    pub max_event_bytes: usize,
+    /// Addition to config.md: the producer's `transactional.id`; default
+    /// `<group_id>-<hostname>`, stable per instance (a StatefulSet pod name).
+    pub transactional_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+/// Addition to config.md: the `GET /customers/{id}` inspection endpoint, off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct InspectConfig {
+    pub enabled: bool,
+    /// Bearer token required when enabled.
+    pub token: Option<String>,
+}
+
+/// `text | json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Addition to config.md: logging.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive, default `info`.
+    pub level: String,
+}
+
+/// The whole engine configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// Absolute or relative to the working directory (relative paths in the file are resolved
+    /// against the configuration file's directory when loading).
+    pub journeys_dir: PathBuf,
+    pub kafka: KafkaConfig,
+    pub metrics: MetricsConfig,
+    /// In declaration order.
+    pub channels: IndexMap<String, ChannelConfig>,
+    /// In configuration order (the order decides which cap a skip names).
+    pub frequency_caps: Vec<FrequencyCap>,
+    pub quiet_hours: QuietHours,
+    pub inspect: InspectConfig,
+    pub log: LogConfig,
+}

@@ -1,0 +1,61 @@
+//! The `journeyd` binary: a thin command line over the spec, engine and Kafka crates.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod cmd_demo;
+mod cmd_graph;
+mod cmd_run;
+mod cmd_schema;
+mod cmd_simulate;
+mod cmd_validate;
+
+/// journeyd: journey orchestration driven by Kafka events.
+#[derive(Parser, Debug)]
+#[command(name = "journeyd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the configuration and every journey; print FILE:LINE:COLUMN: message per error.
+    Validate(cmd_validate::Args),
+    /// Run the engine over events from a JSON-lines file, with a virtual clock and no Kafka.
+    Simulate(cmd_simulate::Args),
+    /// Run the Kafka service.
+    Run(cmd_run::Args),
+    /// Run the real runtime against an in-process Kafka with a generated event stream.
+    Demo(cmd_demo::Args),
+    /// Print the JSON Schema of journey files.
+    Schema,
+    /// Print a journey as a Mermaid flowchart.
+    Graph(cmd_graph::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => cmd_validate::main(args),
+        Command::Simulate(args) => cmd_simulate::main(args),
+        Command::Run(args) => cmd_run::main(args),
+        Command::Demo(args) => cmd_demo::main(args),
+        Command::Schema => cmd_schema::main(),
+        Command::Graph(args) => cmd_graph::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("journeyd: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Default configuration file looked for when `--config` is not given.
+#[allow(dead_code)]
+pub(crate) fn default_config_path() -> PathBuf {
+    PathBuf::from("journeyd.yaml")
+}
