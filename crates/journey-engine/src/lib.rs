@@ -2,11 +2,24 @@
 //! argument, effects go out as values.
 //!
 //! API (stable contract between the engine and its callers, `simulate` and the Kafka runtime):
-//! see the items below.
+//! see the items below. The rules the contracts leave open are documented in [`engine`] (event
+//! handling, timers, reload), [`hash`] (command ids, holdouts, splits), [`condition`]
+//! (operators), [`localtime`] (DST) and [`state`] (persisted format).
+
+pub mod catalog;
+pub mod condition;
+pub mod engine;
+mod event;
+pub mod hash;
+pub mod localtime;
+mod output;
+pub mod state;
+
+pub use engine::Engine;
+pub use output::format_time;
 
 use chrono::{DateTime, Utc};
 use journey_spec::{Config, Journey};
-use std::sync::Arc;
 
 /// A behavioural event (events.md), validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +44,7 @@ pub struct EventError {
 
 /// Parses and validates one event (JSON object, required fields, sizes).
 pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, EventError> {
-    let _ = (bytes, max_bytes);
-    unimplemented!("engine in progress")
+    event::parse(bytes, max_bytes)
 }
 
 /// A send command (events.md), addressed to the channel's topic.
@@ -56,7 +68,7 @@ pub struct SendCommand {
 impl SendCommand {
     /// The JSON body, fields in the order of events.md.
     pub fn to_json(&self) -> String {
-        unimplemented!("engine in progress")
+        self.render()
     }
 }
 
@@ -82,7 +94,7 @@ pub struct Decision {
 impl Decision {
     /// The JSON body; fields that do not apply are left out.
     pub fn to_json(&self) -> String {
-        unimplemented!("engine in progress")
+        self.render()
     }
 }
 
@@ -110,76 +122,28 @@ pub struct StateError(pub String);
 
 /// A compiled journey set plus the engine-wide policy. Cheap to share.
 pub struct Catalog {
-    _private: (),
+    inner: catalog::CatalogInner,
 }
 
 impl Catalog {
+    /// Compiles validated journeys against the configuration.
     pub fn new(config: &Config, journeys: Vec<Journey>) -> Catalog {
-        let _ = (config, journeys);
-        unimplemented!("engine in progress")
+        Catalog {
+            inner: catalog::CatalogInner::new(config, journeys),
+        }
     }
 }
 
-/// One engine owns a set of customers (all of them under `simulate`, one partition's under
-/// `run`).
-pub struct Engine {
-    _catalog: Arc<Catalog>,
+impl std::ops::Deref for Catalog {
+    type Target = catalog::CatalogInner;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
-impl Engine {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Engine { _catalog: catalog }
-    }
-    /// Swaps the journey set (hot reload). Customers in flight stay on the version they entered.
-    pub fn set_catalog(&mut self, catalog: Arc<Catalog>) {
-        self._catalog = catalog;
-    }
-    /// Handles one event at engine time `now`.
-    pub fn handle(&mut self, event: &Event, now: DateTime<Utc>, out: &mut Effects) {
-        let _ = (event, now, out);
-        unimplemented!("engine in progress")
-    }
-    /// Earliest pending timer, if any.
-    pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        unimplemented!("engine in progress")
-    }
-    /// Fires every timer due at or before `now`, in due order (ties in the order they were set).
-    pub fn fire_due(&mut self, now: DateTime<Utc>, out: &mut Effects) {
-        let _ = (now, out);
-        unimplemented!("engine in progress")
-    }
-    /// The customer's persisted state (changelog value); `None` when the customer has no state
-    /// (a tombstone).
-    pub fn export_customer(&self, customer_id: &str) -> Option<Vec<u8>> {
-        let _ = customer_id;
-        unimplemented!("engine in progress")
-    }
-    /// Restores a customer from its changelog value and rebuilds its timers.
-    pub fn import_customer(&mut self, customer_id: &str, bytes: &[u8]) -> Result<(), StateError> {
-        let _ = (customer_id, bytes);
-        unimplemented!("engine in progress")
-    }
-    /// Forgets a customer (a tombstone in the changelog, or a revoked partition).
-    pub fn remove_customer(&mut self, customer_id: &str) {
-        let _ = customer_id;
-        unimplemented!("engine in progress")
-    }
-    /// Customers held.
-    pub fn customer_count(&self) -> usize {
-        unimplemented!("engine in progress")
-    }
-    /// Journey instances in flight, per journey id.
-    pub fn active_instances(&self) -> Vec<(String, usize)> {
-        unimplemented!("engine in progress")
-    }
-    /// Pending timers.
-    pub fn pending_timers(&self) -> usize {
-        unimplemented!("engine in progress")
-    }
-    /// A JSON view of one customer: journeys in flight, pending timers, cap counters, consent,
-    /// profile keys (for the inspection endpoint). `now` is used for cap windows.
-    pub fn inspect(&self, customer_id: &str, now: DateTime<Utc>) -> Option<serde_json::Value> {
-        let _ = (customer_id, now);
-        unimplemented!("engine in progress")
-    }
-}
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

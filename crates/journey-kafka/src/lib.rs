@@ -1,1 +1,370 @@
-//! Kafka runtime.
+//! journeyd's Kafka runtime: exactly-once processing of behavioural events into send commands,
+//! decisions and per-customer state, in the style of Kafka Streams.
+//!
+//! How it runs, and why each step is there:
+//!
+//! 1. **Topics** ([`topics`]): every topic read or written exists before the group is joined;
+//!    the compacted state changelog has the input's partition count because changelog
+//!    partition `p` holds the customers of input partition `p`.
+//! 2. **Clients** ([`clients`]): one group consumer (`read_committed`, no auto-commit,
+//!    cooperative-sticky) and one transactional producer whose `transactional.id` is stable
+//!    per instance. Offsets are committed through the producer's transaction
+//!    (`send_offsets_to_transaction` with the consumer's group metadata, KIP-447), so a zombie
+//!    instance that lost its partitions is fenced by the group generation.
+//! 3. **Workers** ([`worker`]): one thread owns one engine per assigned partition; no locks
+//!    around customer state. Revocation commits the open transaction inside the rebalance
+//!    callback, before the partition is handed over ([`txn`]).
+//! 4. **Restore** ([`restore`]): a newly assigned partition is rebuilt from its changelog
+//!    partition (committed records only, up to the end) before any of its events is processed.
+//! 5. **Processing**: every input record is parsed; a bad one goes to the dead-letter topic
+//!    with its source in headers ([`records`]); a good one goes through the engine at wall
+//!    clock time, and its commands, decisions and changelog entries are produced inside the
+//!    open transaction. Timers fire on the wall clock through the same path.
+//! 6. **Commit**: every `commit_interval_ms` (or [`worker::MAX_RECORDS_PER_TRANSACTION`]
+//!    records) the processed offsets are added and the transaction committed: outputs, state
+//!    and input position become visible together, so a crash at any point neither loses nor
+//!    duplicates a command. A failed transaction is aborted; the consumer seeks back to the
+//!    committed offsets and the partitions are restored from the changelog, which holds the
+//!    state as of that same commit. A fenced or broken producer is recreated first.
+//! 7. **Reload**: SIGHUP or a change under `journeys_dir` (debounced) reloads the journeys; a
+//!    valid set is swapped into every engine between two records; an invalid one is reported
+//!    and the running set kept.
+//! 8. **Shutdown**: on cancellation the loop stops, the open transaction is committed, and the
+//!    consumer is closed (leaving the group, so partitions move at once).
+//!
+//! The HTTP endpoints (`/metrics`, `/healthz`, `/readyz`, optionally `/customers/{id}`) are
+//! served alongside ([`http`], [`metrics`]).
+
+pub mod clients;
+pub mod http;
+pub mod metrics;
+pub mod offsets;
+pub mod records;
+pub mod restore;
+pub mod topics;
+pub mod txn;
+pub mod worker;
+
+#[cfg(test)]
+mod mock_tests;
+
+use crate::http::{Health, HttpError, HttpServer, Inspector};
+use crate::metrics::Metrics;
+use crate::worker::{Control, WorkerSetup};
+use journey_engine::Catalog;
+use journey_spec::{Config, Diagnostic};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+pub use tokio_util::sync::CancellationToken;
+
+/// Everything the service needs.
+pub struct ServiceOptions {
+    /// The loaded, valid configuration.
+    pub config: Config,
+    /// The configuration file, for reload (SIGHUP and file watching of `journeys_dir`).
+    pub config_path: Option<PathBuf>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+/// Why the service stopped (other than a requested shutdown).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The journeys could not be loaded at start.
+    #[error("invalid journeys:\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Journeys(Vec<Diagnostic>),
+    /// Topic setup failed (missing rights, inconsistent partition counts).
+    #[error(transparent)]
+    Topics(#[from] topics::TopicError),
+    /// A Kafka client call failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The transactional producer could not be initialised.
+    #[error("transactional producer: {0}")]
+    Producer(String),
+    /// Seeking back to the committed offsets failed after an abort.
+    #[error("rewinding to the committed offsets: {0}")]
+    Rewind(String),
+    /// Restoring from the changelog failed.
+    #[error(transparent)]
+    Restore(#[from] restore::RestoreError),
+    /// The HTTP endpoint failed (e.g. the listen address is taken).
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The processing thread failed.
+    #[error("processing thread: {0}")]
+    Worker(String),
+}
+
+impl RuntimeError {
+    /// Whether starting a new Kafka session may help (broker trouble), as opposed to a
+    /// configuration problem that would fail again the same way.
+    pub fn is_retriable(&self) -> bool {
+        use rdkafka::error::KafkaError as K;
+        match self {
+            RuntimeError::Kafka(K::ClientConfig(..)) | RuntimeError::Kafka(K::ClientCreation(_)) => {
+                false
+            }
+            RuntimeError::Kafka(_)
+            | RuntimeError::Producer(_)
+            | RuntimeError::Rewind(_)
+            | RuntimeError::Restore(_)
+            | RuntimeError::Worker(_) => true,
+            RuntimeError::Journeys(_) | RuntimeError::Topics(_) | RuntimeError::Http(_) => false,
+        }
+    }
+}
+
+/// Runs the service until `shutdown` is cancelled; returns after a graceful shutdown (open
+/// transaction committed, group left).
+pub async fn run_service(
+    opts: ServiceOptions,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let ServiceOptions {
+        config,
+        config_path,
+        metrics,
+        health,
+    } = opts;
+    let config = Arc::new(config);
+
+    let catalog = match load_catalog(&config) {
+        Ok((catalog, n)) => {
+            metrics.journeys_loaded(n);
+            tracing::info!(journeys = n, dir = %config.journeys_dir.display(), "journeys loaded");
+            catalog
+        }
+        Err(diagnostics) => return Err(RuntimeError::Journeys(diagnostics)),
+    };
+
+    // Bind first so that a taken port fails the start rather than a background task.
+    let server = HttpServer::bind(config.metrics.listen.as_str()).await?;
+    let partitions = topics::ensure_topics(&config).await?;
+    health.set_broker_reachable(true);
+    tracing::info!(partitions, "topics ready");
+
+    let (control_tx, control_rx) = mpsc::channel::<Control>();
+    let inspect: Option<(Arc<dyn Inspector>, String)> = if config.inspect.enabled {
+        let inspector: Arc<dyn Inspector> = Arc::new(WorkerInspector {
+            control: control_tx.clone(),
+        });
+        Some((inspector, config.inspect.token.clone().unwrap_or_default()))
+    } else {
+        None
+    };
+    let http_stop = CancellationToken::new();
+    let http = tokio::spawn(server.serve(
+        Arc::clone(&metrics),
+        Arc::clone(&health),
+        inspect,
+        http_stop.clone(),
+    ));
+
+    let stop_worker = shutdown.child_token();
+    let setup = WorkerSetup {
+        config: Arc::clone(&config),
+        metrics: Arc::clone(&metrics),
+        health: Arc::clone(&health),
+        catalog,
+        control: control_rx,
+        cancel: stop_worker.clone(),
+    };
+    let mut worker = tokio::task::spawn_blocking(move || worker::run(setup));
+    let reload_stop = CancellationToken::new();
+    let reloader = tokio::spawn(reload_loop(
+        Arc::clone(&config),
+        config_path,
+        Arc::clone(&metrics),
+        control_tx,
+        reload_stop.clone(),
+    ));
+
+    let mut http = http;
+    let result = tokio::select! {
+        joined = &mut worker => flatten(joined),
+        served = &mut http => {
+            // The HTTP endpoint ended on its own: stop processing as well.
+            stop_worker.cancel();
+            let worker_result = flatten(worker.await);
+            match served {
+                Ok(Err(e)) => Err(RuntimeError::Http(e)),
+                _ => worker_result,
+            }
+        }
+    };
+    reload_stop.cancel();
+    let _ = reloader.await;
+    http_stop.cancel();
+    if !http.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    }
+    match &result {
+        Ok(()) => tracing::info!("stopped"),
+        Err(e) => tracing::error!(error = %e, "stopped on error"),
+    }
+    result
+}
+
+fn flatten(
+    joined: Result<Result<(), RuntimeError>, tokio::task::JoinError>,
+) -> Result<(), RuntimeError> {
+    joined.unwrap_or_else(|e| Err(RuntimeError::Worker(e.to_string())))
+}
+
+/// Loads `journeys_dir` and compiles it into a catalog.
+fn load_catalog(config: &Config) -> Result<(Arc<Catalog>, usize), Vec<Diagnostic>> {
+    let journeys = journey_spec::load_journeys_dir(&config.journeys_dir, config)?;
+    let n = journeys.len();
+    Ok((Arc::new(Catalog::new(config, journeys)), n))
+}
+
+/// Debounce window for file changes under `journeys_dir` (editors write in several steps).
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// Waits for SIGHUP or changes under `journeys_dir`, reloads the journeys and hands a valid set
+/// to the worker.
+async fn reload_loop(
+    config: Arc<Config>,
+    config_path: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+    control: mpsc::Sender<Control>,
+    stop: CancellationToken,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    let watcher = {
+        let tx = tx.clone();
+        let watched = config.journeys_dir.clone();
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                if !event.kind.is_access() {
+                    let _ = tx.send("journeys directory changed");
+                }
+            }
+        })
+        .and_then(|mut w| {
+            use notify::Watcher;
+            w.watch(&watched, notify::RecursiveMode::Recursive).map(|()| w)
+        })
+    };
+    let _watcher = match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %config.journeys_dir.display(), "cannot watch the journeys directory; reload with SIGHUP");
+            None
+        }
+    };
+    #[cfg(unix)]
+    {
+        let tx = tx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    got = hup.recv() => {
+                        if got.is_none() { return; }
+                        let _ = tx.send("SIGHUP");
+                    }
+                }
+            }
+        });
+    }
+    loop {
+        let cause = tokio::select! {
+            _ = stop.cancelled() => return,
+            cause = rx.recv() => match cause { Some(c) => c, None => return },
+        };
+        // Debounce: wait until the changes stop for a moment.
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                more = rx.recv() => if more.is_none() { return },
+                _ = tokio::time::sleep(RELOAD_DEBOUNCE) => break,
+            }
+        }
+        tracing::info!(cause, "reloading journeys");
+        let config = Arc::clone(&config);
+        let config_path = config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            warn_if_config_changed(&config, config_path.as_deref());
+            load_catalog(&config)
+        })
+        .await;
+        match loaded {
+            Ok(Ok((catalog, n))) => {
+                if control.send(Control::Reload(catalog)).is_err() {
+                    return;
+                }
+                metrics.reload(true);
+                metrics.journeys_loaded(n);
+                tracing::info!(journeys = n, "journeys reloaded");
+            }
+            Ok(Err(diagnostics)) => {
+                metrics.reload(false);
+                for d in &diagnostics {
+                    tracing::error!("{d}");
+                }
+                tracing::error!(errors = diagnostics.len(), "journeys not reloaded; the running set is kept");
+            }
+            Err(e) => {
+                metrics.reload(false);
+                tracing::error!(error = %e, "journeys not reloaded; the running set is kept");
+            }
+        }
+    }
+}
+
+/// Only journeys are reloaded at run time; a changed configuration file is reported so that
+/// nobody believes it applied.
+fn warn_if_config_changed(running: &Config, path: Option<&std::path::Path>) {
+    let Some(path) = path else { return };
+    match journey_spec::load_config(path) {
+        Ok(new) if new != *running => tracing::warn!(
+            file = %path.display(),
+            "the configuration file changed; only journeys are reloaded, restart to apply it"
+        ),
+        Ok(_) => {}
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                tracing::warn!("{d}");
+            }
+        }
+    }
+}
+
+/// Answers `GET /customers/{id}` by asking the processing thread, which owns the engines.
+/// Every partition's engine is asked rather than computing the customer's partition: the
+/// producers' partitioner (Java's murmur2, librdkafka's crc32...) is not known here.
+struct WorkerInspector {
+    control: mpsc::Sender<Control>,
+}
+
+impl Inspector for WorkerInspector {
+    fn inspect(
+        &self,
+        customer_id: String,
+    ) -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.control.send(Control::Inspect(customer_id, reply)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return None;
+            }
+            // The worker answers between two records; a long restore may delay it.
+            tokio::time::timeout(Duration::from_secs(5), answer)
+                .await
+                .ok()?
+                .ok()?
+        })
+    }
+}

@@ -1,8 +1,24 @@
 //! The journey language and the engine configuration: the typed model, YAML loading with
 //! positions, validation that reports every error as `FILE:LINE:COLUMN: message`, and the JSON
-//! Schema of journey files. No I/O beyond reading the text it is handed (and, for
-//! `load_dir`-style helpers, listing a directory).
+//! Schema of journey files. No I/O beyond reading the files it is pointed at (and listing the
+//! journeys directory).
+//!
+//! Entry points: [`load_config`] / [`parse_config`] for the configuration, [`load_journeys_dir`]
+//! / [`parse_journey`] for journeys, [`json_schema`] for editors.
 
+mod check;
+mod condition;
+mod config;
+mod diagnostic;
+mod journey;
 pub mod model;
+mod schema;
+pub mod values;
+mod yaml;
 
+pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use journey::{load_journeys_dir, parse_journey};
 pub use model::*;
+pub use schema::json_schema;
+pub use yaml::yaml_to_json;

@@ -23,7 +23,7 @@ impl Duration {
 }
 
 /// A percentage with up to two decimals, held in basis points (`12.5%` is 1250, `100%` is 10000).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
 pub struct Percent {
     pub basis_points: u32,
 }
@@ -166,12 +166,6 @@ pub struct Entry {
     pub reentry: Reentry,
     pub unless: Option<Condition>,
     pub holdout: Percent,
-}
-
-impl Default for Percent {
-    fn default() -> Self {
-        Percent { basis_points: 0 }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,10 +1,288 @@
-//! `journeyd simulate`.
+//! `journeyd simulate`: runs the engine over a JSON-lines file of events with a virtual clock
+//! and no Kafka, so marketers can see what a journey set would do before launch and tests can
+//! compare runs byte for byte.
+//!
+//! The clock is the events' timestamps: before each event every timer due at or before its
+//! timestamp fires, one due instant at a time, with the engine clock set to that instant (so a
+//! reminder due at 11:15 is issued at 11:15, not at the time of the next event). The clock never
+//! goes back: an event older than the clock is handled at the current clock.
 
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use journey_engine::{parse_event, Catalog, Effects, Engine, SendCommand};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+/// Arguments of `journeyd simulate`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Engine configuration file (its `journeys_dir` is loaded).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Events, one JSON object a line; `-` reads standard input.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub events: PathBuf,
+    /// After the last event, fire the timers due up to this instant (default: the last event's
+    /// timestamp, so nothing beyond it).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub until: Option<DateTime<Utc>>,
+    /// Write the decision records here, one JSON object a line.
+    #[arg(long, value_name = "FILE")]
+    pub decisions: Option<PathBuf>,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`simulate` is not available yet")
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("not an RFC 3339 timestamp with offset ({e}), e.g. 2026-11-30T00:00:00Z")
+        })
+}
+
+/// Entry point of `journeyd simulate`.
+pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match journey_spec::load_config(&args.config) {
+        Ok(config) => config,
+        Err(diagnostics) => return Ok(report(&diagnostics)),
+    };
+    let journeys = match journey_spec::load_journeys_dir(&config.journeys_dir, &config) {
+        Ok(journeys) => journeys,
+        Err(diagnostics) => return Ok(report(&diagnostics)),
+    };
+    let max_event_bytes = config.kafka.max_event_bytes;
+    let engine = Engine::new(Arc::new(Catalog::new(&config, journeys)));
+
+    let (input, source_name): (Box<dyn BufRead>, String) = if args.events.as_os_str() == "-" {
+        (
+            Box::new(BufReader::new(io::stdin().lock())),
+            "<stdin>".to_string(),
+        )
+    } else {
+        let file = File::open(&args.events)
+            .with_context(|| format!("cannot open events file {}", args.events.display()))?;
+        (
+            Box::new(BufReader::new(file)),
+            args.events.display().to_string(),
+        )
+    };
+    let decisions: Option<Box<dyn Write>> = match &args.decisions {
+        Some(path) => Some(Box::new(BufWriter::new(File::create(path).with_context(
+            || format!("cannot create decisions file {}", path.display()),
+        )?))),
+        None => None,
+    };
+    let stdout = io::stdout();
+    let mut sim = Simulation {
+        engine,
+        clock: None,
+        effects: Effects::default(),
+        commands: BufWriter::new(stdout.lock()),
+        decisions,
+    };
+    let mut stderr = io::stderr().lock();
+
+    let mut last_timestamp: Option<DateTime<Utc>> = None;
+    for_each_line(input, |line_number, line| {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        match parse_event(line, max_event_bytes) {
+            Ok(event) => {
+                last_timestamp = Some(event.timestamp);
+                sim.handle(&event)
+            }
+            Err(error) => {
+                // A bad line is reported and skipped; the run goes on, as the service would.
+                writeln!(stderr, "{source_name}:{line_number}: {error}")?;
+                Ok(())
+            }
+        }
+    })
+    .with_context(|| format!("cannot read events from {source_name}"))?;
+
+    if let Some(until) = args.until.or(last_timestamp) {
+        sim.advance_to(until)?;
+    }
+    sim.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every diagnostic as `FILE:LINE:COLUMN: message`; the exit code for invalid input.
+fn report(diagnostics: &[journey_spec::Diagnostic]) -> ExitCode {
+    let mut stderr = io::stderr().lock();
+    for diagnostic in diagnostics {
+        let _ = writeln!(stderr, "{diagnostic}");
+    }
+    ExitCode::from(1)
+}
+
+/// Calls `f(line_number, bytes)` for every line (1-based), without its line terminator. Lines
+/// are read as bytes so that a line that is not UTF-8 is reported by the event parser like any
+/// other bad line instead of stopping the run.
+fn for_each_line(
+    mut input: impl BufRead,
+    mut f: impl FnMut(usize, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut line_number = 0;
+    loop {
+        buffer.clear();
+        if input.read_until(b'\n', &mut buffer)? == 0 {
+            return Ok(());
+        }
+        line_number += 1;
+        let mut line = buffer.as_slice();
+        if let Some(rest) = line.strip_suffix(b"\n") {
+            line = rest;
+        }
+        if let Some(rest) = line.strip_suffix(b"\r") {
+            line = rest;
+        }
+        f(line_number, line)?;
+    }
+}
+
+/// The engine under a virtual clock, writing its effects as they come.
+struct Simulation<W: Write> {
+    engine: Engine,
+    /// The engine clock; `None` before the first event.
+    clock: Option<DateTime<Utc>>,
+    effects: Effects,
+    commands: W,
+    decisions: Option<Box<dyn Write>>,
+}
+
+impl<W: Write> Simulation<W> {
+    /// Fires the timers due up to the event's timestamp, then handles the event at
+    /// `max(clock, timestamp)`.
+    fn handle(&mut self, event: &journey_engine::Event) -> anyhow::Result<()> {
+        self.advance_to(event.timestamp)?;
+        let now = self
+            .clock
+            .map_or(event.timestamp, |clock| clock.max(event.timestamp));
+        self.clock = Some(now);
+        self.effects.clear();
+        self.engine.handle(event, now, &mut self.effects);
+        self.write_effects()
+    }
+
+    /// Fires every timer due at or before `target`, one due instant at a time in due order,
+    /// with the clock at that instant (never earlier than the current clock).
+    fn advance_to(&mut self, target: DateTime<Utc>) -> anyhow::Result<()> {
+        while let Some(due) = self.engine.next_due() {
+            if due > target {
+                break;
+            }
+            let now = self.clock.map_or(due, |clock| clock.max(due));
+            self.clock = Some(now);
+            self.effects.clear();
+            self.engine.fire_due(now, &mut self.effects);
+            self.write_effects()?;
+            if let Some(left) = self.engine.next_due() {
+                if left <= now {
+                    // fire_due must fire everything due at or before `now`; looping again
+                    // would never end.
+                    bail!("the engine left a timer due at {left} unfired at {now}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_effects(&mut self) -> anyhow::Result<()> {
+        for command in &self.effects.commands {
+            self.commands.write_all(command_line(command).as_bytes())?;
+            self.commands.write_all(b"\n")?;
+        }
+        if let Some(out) = self.decisions.as_mut() {
+            for decision in &self.effects.decisions {
+                out.write_all(decision.to_json().as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.commands.flush().context("cannot write commands")?;
+        if let Some(out) = self.decisions.as_mut() {
+            out.flush().context("cannot write decisions")?;
+        }
+        Ok(())
+    }
+}
+
+/// The command's JSON body with the channel topic appended as a last field `"topic"`.
+fn command_line(command: &SendCommand) -> String {
+    let body = command.to_json();
+    let topic = serde_json::to_string(&command.topic).expect("a string always serializes");
+    with_topic(&body, &topic)
+}
+
+/// Inserts `,"topic":TOPIC` before the closing brace of a JSON object (`TOPIC` already encoded).
+fn with_topic(body: &str, encoded_topic: &str) -> String {
+    let trimmed = body.trim_end();
+    let inner = trimmed.strip_suffix('}').unwrap_or(trimmed);
+    let separator = if inner.trim_end().ends_with('{') {
+        ""
+    } else {
+        ","
+    };
+    format!("{inner}{separator}\"topic\":{encoded_topic}}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_is_appended_as_last_field() {
+        assert_eq!(
+            with_topic(r#"{"a":1}"#, r#""actions.email""#),
+            r#"{"a":1,"topic":"actions.email"}"#
+        );
+        assert_eq!(with_topic("{}", r#""t""#), r#"{"topic":"t"}"#);
+    }
+
+    #[test]
+    fn topic_is_json_escaped() {
+        let topic = serde_json::to_string("we\"ird\\topic").unwrap();
+        let line = with_topic(r#"{"a":1}"#, &topic);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["topic"], "we\"ird\\topic");
+    }
+
+    #[test]
+    fn lines_are_numbered_and_stripped() {
+        let input: &[u8] = b"one\r\n\ntwo\nthree";
+        let mut seen = Vec::new();
+        for_each_line(input, |n, line| {
+            seen.push((n, String::from_utf8(line.to_vec()).unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (1, "one".to_string()),
+                (2, String::new()),
+                (3, "two".to_string()),
+                (4, "three".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn until_must_be_rfc3339() {
+        assert_eq!(
+            parse_instant("2026-11-23T12:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-23T11:00:00+00:00"
+        );
+        assert!(parse_instant("2026-11-23 12:00").is_err());
+    }
 }

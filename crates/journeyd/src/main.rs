@@ -10,6 +10,7 @@ mod cmd_run;
 mod cmd_schema;
 mod cmd_simulate;
 mod cmd_validate;
+mod logging;
 
 /// journeyd: journey orchestration driven by Kafka events.
 #[derive(Parser, Debug)]

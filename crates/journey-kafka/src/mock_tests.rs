@@ -1,0 +1,280 @@
+//! The whole runtime against librdkafka's in-process mock cluster: events in, commands,
+//! decisions, changelog entries and dead letters out, timers firing on the wall clock, and a
+//! restart that restores customer state from the changelog.
+//!
+//! The mock cluster speaks the Kafka protocol (transactions included) but does not implement
+//! CreateTopics, so the topics are created through its own API first. It also reads committed
+//! group offsets back as unset, so a restarted service consumes the input again from the
+//! beginning: the restored state then recognises the replayed events as duplicates, which is
+//! what this test relies on (and what protects a real deployment if offsets were ever lost).
+
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::{run_service, CancellationToken, ServiceOptions};
+use journey_spec::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 2;
+
+const JOURNEY: &str = "\
+id: welcome
+version: 1
+category: transactional
+trigger:
+  event: signed_up
+steps:
+  - id: hello
+    send: { channels: [email], template: welcome_1 }
+  - id: pause
+    wait: 1s
+  - id: again
+    send: { channels: [email], template: welcome_2 }
+";
+
+fn config(bootstrap: &str, dir: &Path) -> Config {
+    let journeys = dir.join("journeys");
+    std::fs::create_dir_all(&journeys).unwrap();
+    std::fs::write(journeys.join("welcome.yaml"), JOURNEY).unwrap();
+    let text = format!(
+        "journeys_dir: journeys
+kafka:
+  bootstrap_servers: {bootstrap}
+  group_id: journeyd-test
+  input_topics: [events]
+  transactional_id: journeyd-test-0
+  commit_interval_ms: 50
+metrics:
+  listen: 127.0.0.1:0
+channels:
+  email: {{ topic: actions.email, address: email, consent: opt_out, quiet_hours: false }}
+"
+    );
+    let path = dir.join("journeyd.yaml");
+    std::fs::write(&path, &text).unwrap();
+    journey_spec::load_config(&path).expect("test configuration is valid")
+}
+
+/// A record read back from an output topic.
+#[derive(Debug, Clone)]
+struct Read {
+    partition: i32,
+    key: String,
+    payload: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+/// Reads every committed record of `topic` (all partitions) until `enough` holds or `timeout`.
+fn read_until(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    enough: impl Fn(&[Read]) -> bool,
+) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while Instant::now() < deadline && !enough(&out) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Read {
+                partition: m.partition(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                payload: m.payload().map(|p| String::from_utf8_lossy(p).into_owned()),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+fn produce(bootstrap: &str, records: &[(&str, &str)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (key, payload) in records {
+        producer
+            .send(BaseRecord::to("events").key(*key).payload(*payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn json(r: &Read) -> serde_json::Value {
+    serde_json::from_str(r.payload.as_deref().unwrap()).unwrap()
+}
+
+async fn start(
+    config: Config,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), crate::RuntimeError>>,
+    std::sync::Arc<Health>,
+) {
+    let shutdown = CancellationToken::new();
+    let health = Health::new();
+    let opts = ServiceOptions {
+        config,
+        config_path: None,
+        metrics: Metrics::new(),
+        health: health.clone(),
+    };
+    let handle = tokio::spawn(run_service(opts, shutdown.clone()));
+    (shutdown, handle, health)
+}
+
+fn event(id: &str, customer: &str, kind: &str, properties: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","customer_id":"{customer}","type":"{kind}","timestamp":"2026-11-23T10:00:00Z","properties":{properties}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_become_commands_decisions_changelog_and_dead_letters_exactly_once() {
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    for topic in [
+        "events",
+        "actions.email",
+        "journey.decisions",
+        "events.dead_letter",
+        "journeyd.state",
+    ] {
+        mock.create_topic(topic, PARTITIONS, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&bootstrap, dir.path());
+
+    let profile = event("e-1", "c-1", "profile_updated", r#"{"email":"ada@example.com"}"#);
+    let signup = event("e-2", "c-1", "signed_up", "{}");
+    produce(
+        &bootstrap,
+        &[("c-1", &profile), ("c-1", &signup), ("c-2", "this is not json")],
+    );
+
+    let (shutdown, service, health) = start(config.clone()).await;
+    let b = bootstrap.clone();
+    let commands = tokio::task::spawn_blocking(move || {
+        read_until(&b, "actions.email", Duration::from_secs(60), |r| r.len() >= 2)
+    })
+    .await
+    .unwrap();
+    assert!(health.is_ready(), "{:?}", health.readiness());
+    assert_eq!(commands.len(), 2, "the send and the send after the 1s wait");
+    let templates: Vec<String> = commands
+        .iter()
+        .map(|r| json(r)["template"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(templates, ["welcome_1", "welcome_2"]);
+    assert!(commands.iter().all(|r| r.key == "c-1"));
+    assert_eq!(json(&commands[0])["address"], "ada@example.com");
+
+    let b = bootstrap.clone();
+    let dead = tokio::task::spawn_blocking(move || {
+        read_until(&b, "events.dead_letter", Duration::from_secs(10), |r| !r.is_empty())
+    })
+    .await
+    .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key, "c-2");
+    assert_eq!(dead[0].payload.as_deref(), Some("this is not json"));
+    let header = |name: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert!(!header("error").unwrap().is_empty());
+    assert_eq!(header("source_topic").as_deref(), Some("events"));
+    assert_eq!(header("source_offset").as_deref(), Some(dead[0].headers[3].1.as_str()));
+    assert!(header("source_partition").is_some());
+
+    let b = bootstrap.clone();
+    let state = tokio::task::spawn_blocking(move || {
+        read_until(&b, "journeyd.state", Duration::from_secs(5), |r| !r.is_empty())
+    })
+    .await
+    .unwrap();
+    assert!(!state.is_empty());
+    assert!(state.iter().all(|r| r.key == "c-1"));
+
+    shutdown.cancel();
+    service.await.unwrap().expect("graceful shutdown");
+
+    // Restart: state comes back from the changelog. The mock cluster forgets committed
+    // offsets, so the input is consumed again from the start; the restored customer knows
+    // the replayed events and sends nothing twice.
+    let signup_again = event("e-3", "c-1", "signed_up", "{}");
+    produce(&bootstrap, &[("c-1", &signup_again)]);
+    let (shutdown, service, _health) = start(config).await;
+    let b = bootstrap.clone();
+    let decisions = tokio::task::spawn_blocking(move || {
+        read_until(&b, "journey.decisions", Duration::from_secs(60), |r| {
+            r.iter().any(|d| json(d)["event_id"] == "e-3")
+        })
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    service.await.unwrap().expect("graceful shutdown");
+
+    let kinds: Vec<(String, String)> = decisions
+        .iter()
+        .map(|d| {
+            let v = json(d);
+            (
+                v["kind"].as_str().unwrap_or_default().to_owned(),
+                v["event_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("entered".into(), "e-2".into())), "{kinds:?}");
+    assert!(
+        kinds.contains(&("duplicate_event".into(), "e-2".into())),
+        "replayed event recognised after restore: {kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, e)| k == "entry_suppressed" && e == "e-3"),
+        "re-entry refused because the restored state remembers the first entry: {kinds:?}"
+    );
+    let b = bootstrap.clone();
+    let commands = tokio::task::spawn_blocking(move || {
+        read_until(&b, "actions.email", Duration::from_secs(2), |_| false)
+    })
+    .await
+    .unwrap();
+    assert_eq!(commands.len(), 2, "no command was produced twice");
+    assert!(commands.iter().all(|c| c.partition == commands[0].partition));
+}

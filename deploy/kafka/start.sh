@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Starts a single-node Apache Kafka 4 broker (KRaft, combined broker + controller) for local
+# development and the real-broker tests, listening on 127.0.0.1 only.
+#
+#   deploy/kafka/start.sh [--port N] [--controller-port N] [--dir D] [--fresh]
+#
+# --port             client (PLAINTEXT) port, default 9092
+# --controller-port  KRaft controller port, default port + 1
+# --dir              state directory (server.properties, data, server.log, kafka.pid),
+#                    default deploy/kafka/run
+# --fresh            delete the directory's data first (a new, empty cluster)
+#
+# Idempotent: if the broker of that directory is already running, it only waits until it serves.
+# Prints the bootstrap address (127.0.0.1:PORT) on stdout when the broker answers a metadata
+# request; fails with the tail of its log if it does not within KAFKA_START_TIMEOUT seconds
+# (default 120). Stop it with deploy/kafka/stop.sh [--dir D].
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+port=9092
+controller_port=
+dir="$here/run"
+fresh=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --port) port=$2; shift 2 ;;
+    --controller-port) controller_port=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --fresh) fresh=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "start.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+controller_port=${controller_port:-$((port + 1))}
+timeout=${KAFKA_START_TIMEOUT:-120}
+bootstrap="127.0.0.1:$port"
+
+"$here/fetch.sh"
+classpath="$here/.cache/lib/*"
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+pidfile="$dir/kafka.pid"
+log="$dir/server.log"
+props="$dir/server.properties"
+
+running_pid() {
+  local pid
+  [[ -f "$pidfile" ]] || return 1
+  pid=$(cat "$pidfile")
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A metadata round trip (ApiVersions to every broker), not just an open socket: the port opens
+# before the broker has caught up with the controller's metadata.
+serves() {
+  java -cp "$classpath" -Dlog4j2.configurationFile="$here/log4j2.properties" \
+    -Dlog4j2.level=error \
+    org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$bootstrap" \
+    >/dev/null 2>&1
+}
+
+fail() {
+  echo "start.sh: $1" >&2
+  if [[ -f "$log" ]]; then
+    echo "---- last lines of $log ----" >&2
+    tail -n 40 "$log" >&2
+  fi
+  exit 1
+}
+
+if pid=$(running_pid); then
+  echo "start.sh: broker already running (pid $pid), waiting until it serves" >&2
+else
+  for p in "$port" "$controller_port"; do
+    if port_open "$p"; then
+      fail "port $p on 127.0.0.1 is already in use by another process"
+    fi
+  done
+  if [[ $fresh == 1 ]]; then
+    rm -rf "$dir/data"
+  fi
+  cat >"$props" <<PROPS
+# Written by deploy/kafka/start.sh; regenerated at every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+
+# One node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+num.partitions=3
+default.replication.factor=1
+min.insync.replicas=1
+
+# Tests and local runs: consumers join at once instead of waiting for more members.
+group.initial.rebalance.delay.ms=0
+
+# Compaction that actually happens within minutes (the state changelog is compacted): segments
+# roll every minute and the cleaner looks often and cleans as soon as anything is dirty.
+log.roll.ms=60000
+log.segment.bytes=16777216
+log.cleaner.enable=true
+log.cleaner.backoff.ms=1000
+log.cleaner.min.cleanable.ratio=0.01
+log.cleaner.min.compaction.lag.ms=0
+log.cleaner.delete.retention.ms=60000
+log.cleaner.dedupe.buffer.size=16777216
+log.retention.hours=24
+PROPS
+
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    # A KRaft cluster id is 16 random bytes, base64url without padding.
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    java -cp "$classpath" -Dlog4j2.configurationFile="$here/log4j2.properties" \
+      kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$dir/format.log" 2>&1 \
+      || { cat "$dir/format.log" >&2; fail "formatting $dir/data failed"; }
+  fi
+
+  # setsid: the broker outlives this script and is not hit by the caller's Ctrl-C.
+  # shellcheck disable=SC2086
+  setsid java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2.properties" \
+    -cp "$classpath" kafka.Kafka "$props" >"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  echo "start.sh: broker starting (pid $!), log $log" >&2
+fi
+
+deadline=$((SECONDS + timeout))
+until port_open "$port" && serves; do
+  running_pid >/dev/null || fail "the broker exited during startup"
+  ((SECONDS < deadline)) || fail "the broker did not serve on $bootstrap within ${timeout}s"
+  sleep 1
+done
+echo "$bootstrap"

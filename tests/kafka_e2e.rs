@@ -1,0 +1,664 @@
+//! End-to-end tests of `journeyd run` against a real Apache Kafka broker (see tests/support for
+//! how the broker is found or started). Each test drives the binary from the outside: it creates
+//! its own topics, writes a configuration, produces events, starts, kills and restarts
+//! processes, and reads the action, decision and dead-letter topics back with a read_committed
+//! consumer. Expected commands come from `journeyd simulate` over the same events, so the
+//! Kafka runtime is held to the engine's behaviour under a virtual clock.
+//!
+//! The journeys (tests/fixtures/kafka/journeys) wait for seconds, not hours, so their timers
+//! fire during the test. Every wait has a bound; a test never hangs.
+
+mod support;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A customer story generator: a deterministic mix of profiles, consents, sign-ups, carts,
+/// purchases, shipping delays and flash sales for `customers` customers.
+///
+/// With `exits`, some carts are followed at once by a purchase, which takes the customer out of
+/// the cart journey (its goal) before the first reminder (3 s later). Tests that kill or move partitions
+/// leave exits out: after a crash the restored timer and the not-yet-committed purchase may meet
+/// in another order than their timestamps say, which is the wall clock's right, not a bug.
+fn story(
+    tag: &str,
+    customers: usize,
+    seed: u64,
+    exits: bool,
+    base: DateTime<Utc>,
+) -> Vec<Vec<Value>> {
+    let mut rng = Rng::new(seed);
+    let mut per_customer = Vec::with_capacity(customers);
+    let mut t = base;
+    let mut tick = || {
+        t += ChronoDuration::milliseconds(5);
+        t
+    };
+    for i in 0..customers {
+        let c = format!("{tag}-c{i}");
+        let mut events = Vec::new();
+        let mut n = 0;
+        let mut id = || {
+            n += 1;
+            format!("{c}-e{n}")
+        };
+        let mut profile = serde_json::Map::new();
+        profile.insert("email".into(), json!(format!("{c}@example.com")));
+        if rng.range(0, 2) == 0 {
+            profile.insert("push_token".into(), json!(format!("tok-{c}")));
+        }
+        let has_phone = rng.range(0, 3) > 0;
+        if has_phone {
+            profile.insert("phone".into(), json!(format!("+4470000{i:05}")));
+        }
+        events.push(event(
+            &id(),
+            &c,
+            "profile_updated",
+            tick(),
+            Value::Object(profile),
+        ));
+        if has_phone && rng.range(0, 3) > 0 {
+            events.push(event(
+                &id(),
+                &c,
+                "consent_updated",
+                tick(),
+                json!({"channel": "sms", "status": "granted"}),
+            ));
+        }
+        let source = ["organic", "ad", "referral"][rng.range(0, 3) as usize];
+        events.push(event(
+            &id(),
+            &c,
+            "signed_up",
+            tick(),
+            json!({"source": source}),
+        ));
+        if rng.range(0, 3) > 0 {
+            let value = rng.range(5, 150) as f64;
+            events.push(event(
+                &id(),
+                &c,
+                "cart_updated",
+                tick(),
+                json!({"cart_value": value, "sku": format!("SKU-{}", rng.range(1, 50))}),
+            ));
+            if exits && rng.range(0, 3) == 0 {
+                events.push(event(
+                    &id(),
+                    &c,
+                    "order_completed",
+                    tick(),
+                    json!({"total": value}),
+                ));
+            }
+        }
+        if rng.range(0, 4) == 0 {
+            events.push(event(
+                &id(),
+                &c,
+                "shipment_delayed",
+                tick(),
+                json!({"order_id": format!("o-{c}"), "carrier": "DHL"}),
+            ));
+        }
+        if rng.range(0, 2) == 0 {
+            for sale in ["autumn", "winter"] {
+                events.push(event(
+                    &id(),
+                    &c,
+                    "sale_announced",
+                    tick(),
+                    json!({"sale": sale}),
+                ));
+            }
+        }
+        per_customer.push(events);
+    }
+    per_customer
+}
+
+/// Flattens customer stories into one stream (customers one after the other; each customer's
+/// events keep their order, which is all the partitioning preserves anyway).
+fn flatten(stories: &[Vec<Value>]) -> Vec<Value> {
+    stories.iter().flatten().cloned().collect()
+}
+
+/// The instant after which every timer of the fixture journeys has fired.
+fn far_enough(events: &[Value]) -> DateTime<Utc> {
+    let last = events
+        .iter()
+        .filter_map(|e| e["timestamp"].as_str())
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .max()
+        .expect("at least one event")
+        .with_timezone(&Utc);
+    last + ChronoDuration::hours(1)
+}
+
+/// Reads the action topics until `expected` commands are there (then settles), and returns them
+/// in simulate's form.
+fn read_commands(s: &Scenario, expected: usize, timeout: Duration) -> Vec<Value> {
+    let topics = s.action_topics();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let records = s
+        .kafka
+        .read_committed_n(&topics, expected, timeout, Duration::from_secs(4));
+    records.iter().map(command_with_topic).collect()
+}
+
+fn read_decisions(s: &Scenario, expected: usize, timeout: Duration) -> Vec<Value> {
+    let topic = s.decisions_topic();
+    s.kafka
+        .read_committed_n(&[&topic], expected, timeout, Duration::from_secs(3))
+        .iter()
+        .map(Record::json)
+        .collect()
+}
+
+fn count_by<'a>(values: impl Iterator<Item = &'a Value>, field: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        let key = v[field].as_str().unwrap_or_default().to_string();
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+const READY: Duration = Duration::from_secs(90);
+
+/// (a) + (g): the commands and decisions of `journeyd run` equal `journeyd simulate`'s over the
+/// same events, and the metrics count what happened.
+#[test]
+fn run_matches_simulate_and_metrics_count_it() {
+    let s = Scenario::new(
+        "e2e_equal",
+        &["welcome", "cart_reminder", "shipping_delay", "flash_sale"],
+        3,
+    );
+    let port = free_port();
+    let config = s.write_config("a", port);
+    let events = flatten(&story("eq", 30, 7, true, Utc::now()));
+    let (want_commands, want_decisions) = s.simulate(&config, "all", &events, far_enough(&events));
+    assert!(
+        want_commands.len() >= 30,
+        "the story should produce commands: {want_commands:?}"
+    );
+    let capped = want_decisions
+        .iter()
+        .filter(|d| d["reason"] == "frequency_cap:sms_daily")
+        .count();
+    assert!(
+        capped >= 1,
+        "the story should hit the sms cap at least once"
+    );
+    assert!(
+        want_decisions.iter().any(|d| d["kind"] == "goal"),
+        "the story should take someone out of the cart journey by its goal"
+    );
+
+    let mut jd = s.spawn_run(&config, "run", port);
+    jd.wait_ready(READY);
+    s.produce_events(&events);
+
+    let got = read_commands(&s, want_commands.len(), Duration::from_secs(90));
+    assert_same_commands(&got, &want_commands, "run vs simulate");
+
+    let got_decisions = read_decisions(&s, want_decisions.len(), Duration::from_secs(30));
+    assert_eq!(
+        multiset(&got_decisions),
+        multiset(&want_decisions),
+        "decisions of run (left) and simulate (right), without their clock fields"
+    );
+
+    // (g) The counters tell the same story as the topics.
+    let text = jd.metrics().expect("GET /metrics");
+    for channel in CHANNELS {
+        let want = want_commands
+            .iter()
+            .filter(|c| c["channel"] == channel)
+            .count();
+        assert_eq!(
+            metric_sum(&text, "journeyd_commands_total", &[("channel", channel)]),
+            want as f64,
+            "journeyd_commands_total{{channel={channel}}}"
+        );
+    }
+    for (kind, n) in count_by(want_decisions.iter(), "kind") {
+        assert_eq!(
+            metric_sum(&text, "journeyd_decisions_total", &[("kind", &kind)]),
+            n as f64,
+            "journeyd_decisions_total{{kind={kind}}}"
+        );
+    }
+    assert_eq!(
+        metric_sum(
+            &text,
+            "journeyd_decisions_total",
+            &[
+                ("kind", "skipped_channel"),
+                ("reason", "frequency_cap:sms_daily")
+            ]
+        ),
+        capped as f64,
+        "each capped send is one frequency_cap decision"
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "journeyd_events_consumed_total",
+            &[("outcome", "processed")]
+        ),
+        events.len() as f64,
+        "every event processed once"
+    );
+    assert_eq!(
+        metric_sum(&text, "journeyd_dead_letters_total", &[]),
+        0.0,
+        "no dead letters"
+    );
+    let goals = want_decisions
+        .iter()
+        .filter(|d| d["kind"] == "goal")
+        .count();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "journeyd_journey_goals_total",
+            &[("journey", "cart_reminder")]
+        ),
+        goals as f64
+    );
+    assert_eq!(jd.get("/healthz").map(|r| r.0), Some(200));
+    assert_eq!(jd.get("/readyz").map(|r| r.0), Some(200));
+
+    let (status, clean) = jd.terminate(Duration::from_secs(30));
+    assert!(
+        clean,
+        "journeyd did not stop on SIGTERM within 30s ({status})"
+    );
+}
+
+/// (b) Bad records go to the dead-letter topic unchanged with their provenance headers, and the
+/// partition keeps processing the good events after them.
+#[test]
+fn bad_records_are_dead_lettered_and_the_partition_goes_on() {
+    let s = Scenario::new("e2e_dead_letter", &["welcome"], 1);
+    let port = free_port();
+    let config = s.write_config("a", port);
+    let mut jd = s.spawn_run(&config, "run", port);
+    jd.wait_ready(READY);
+
+    let now = Utc::now();
+    let customer = "dl-c1";
+    let good = |id: &str, kind: &str, props: Value| {
+        serde_json::to_vec(&event(id, customer, kind, now, props)).unwrap()
+    };
+    let too_large = serde_json::to_vec(&event(
+        "dl-e-big",
+        customer,
+        "signed_up",
+        now,
+        json!({"padding": "x".repeat(70 * 1024)}),
+    ))
+    .unwrap();
+    let missing_customer = serde_json::to_vec(&json!({
+        "event_id": "dl-e-nocust", "type": "signed_up",
+        "timestamp": now.to_rfc3339(), "properties": {}
+    }))
+    .unwrap();
+    let payloads: Vec<(Vec<u8>, Option<&str>)> = vec![
+        (
+            good(
+                "dl-e1",
+                "profile_updated",
+                json!({"email": "dl@example.com"}),
+            ),
+            None,
+        ),
+        (b"this is not json {".to_vec(), Some("not_json")),
+        (missing_customer, Some("missing_field")),
+        (b"[1, 2, 3]".to_vec(), Some("not_object")),
+        (too_large, Some("too_large")),
+        (good("dl-e2", "signed_up", json!({"source": "ad"})), None),
+    ];
+    let records: Vec<Outgoing> = payloads
+        .iter()
+        .map(|(p, _)| Outgoing {
+            key: customer.to_string(),
+            payload: p.clone(),
+            partition: Some(0),
+        })
+        .collect();
+    let delivered = s.kafka.produce(&s.events_topic(), &records);
+
+    // The good event after the bad ones is processed: the welcome e-mail goes out.
+    let commands = read_commands(&s, 1, Duration::from_secs(60));
+    assert!(
+        commands
+            .iter()
+            .any(|c| c["customer_id"] == customer && c["template"] == "welcome_1"),
+        "the event after the bad records was not processed: {commands:?}"
+    );
+
+    let dl_topic = s.dead_letter_topic();
+    let bad: Vec<usize> = (0..payloads.len())
+        .filter(|i| payloads[*i].1.is_some())
+        .collect();
+    let dead = s.kafka.read_committed_n(
+        &[&dl_topic],
+        bad.len(),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    );
+    assert_eq!(dead.len(), bad.len(), "dead letters: {dead:?}");
+    for (record, i) in dead.iter().zip(&bad) {
+        assert_eq!(
+            record.payload.as_deref(),
+            Some(payloads[*i].0.as_slice()),
+            "dead letter {i} is the record unchanged"
+        );
+        assert!(
+            !record
+                .headers
+                .get("error")
+                .map(String::is_empty)
+                .unwrap_or(true),
+            "dead letter {i} has a readable error header: {:?}",
+            record.headers
+        );
+        assert_eq!(record.headers.get("source_topic"), Some(&s.events_topic()));
+        assert_eq!(
+            record.headers.get("source_partition"),
+            Some(&delivered[*i].partition.to_string())
+        );
+        assert_eq!(
+            record.headers.get("source_offset"),
+            Some(&delivered[*i].offset.to_string()),
+            "dead letter {i}: {:?}",
+            record.headers
+        );
+    }
+
+    let text = jd
+        .wait_metrics(Duration::from_secs(10), |t| {
+            metric_sum(t, "journeyd_dead_letters_total", &[]) >= bad.len() as f64
+        })
+        .expect("dead letters counted in /metrics");
+    for (_, reason) in &payloads {
+        if let Some(reason) = reason {
+            assert_eq!(
+                metric_sum(&text, "journeyd_dead_letters_total", &[("reason", reason)]),
+                1.0,
+                "journeyd_dead_letters_total{{reason={reason}}}"
+            );
+        }
+    }
+    assert_eq!(
+        metric_sum(
+            &text,
+            "journeyd_events_consumed_total",
+            &[("outcome", "dead_letter")]
+        ),
+        bad.len() as f64
+    );
+    assert!(jd.is_running(), "bad input must not stop the engine");
+}
+
+/// (c) Crashes at random moments neither lose nor duplicate a command: after several SIGKILLs
+/// and restarts, a read_committed reader of the action topics sees each simulated command
+/// exactly once.
+#[test]
+fn kill_nine_and_restart_is_exactly_once() {
+    let seed = Rng::seed_from_env();
+    eprintln!("kill_nine_and_restart_is_exactly_once: seed {seed} (JOURNEYD_TEST_SEED)");
+    let mut rng = Rng::new(seed);
+    let s = Scenario::new(
+        "e2e_crash",
+        &["welcome", "cart_reminder", "shipping_delay", "flash_sale"],
+        3,
+    );
+    let port = free_port();
+    let config = s.write_config("a", port);
+    let stories = story("cr", 48, seed, false, Utc::now());
+    let events = flatten(&stories);
+    let (want, _) = s.simulate(&config, "all", &events, far_enough(&events));
+
+    let batches: Vec<Vec<Value>> = stories.chunks(12).map(flatten).collect();
+    let mut jd = s.spawn_run(&config, "run", port);
+    for (round, batch) in batches.iter().enumerate() {
+        s.produce_events(batch);
+        // Let it work for a while (sometimes not even long enough to join the group), then
+        // crash it in the middle of whatever it is doing.
+        let pause = rng.range(300, 4000);
+        std::thread::sleep(Duration::from_millis(pause));
+        eprintln!("round {round}: SIGKILL after {pause} ms");
+        jd.kill9();
+        jd = s.spawn_run(&config, &format!("run-{}", round + 1), port);
+    }
+    jd.wait_ready(READY);
+    let got = read_commands(&s, want.len(), Duration::from_secs(150));
+    assert_same_commands(
+        &got,
+        &want,
+        &format!("after {} crashes (seed {seed})", batches.len()),
+    );
+}
+
+/// (d) A second instance joins mid-stream and the first leaves: every command exactly once.
+#[test]
+fn rebalance_between_two_instances_is_exactly_once() {
+    let s = Scenario::new(
+        "e2e_rebalance",
+        &["welcome", "cart_reminder", "shipping_delay", "flash_sale"],
+        4,
+    );
+    let (port_a, port_b) = (free_port(), free_port());
+    let config_a = s.write_config("a", port_a);
+    let config_b = s.write_config("b", port_b);
+    let stories = story("rb", 60, 11, false, Utc::now());
+    let events = flatten(&stories);
+    let (want, _) = s.simulate(&config_a, "all", &events, far_enough(&events));
+    let batches: Vec<Vec<Value>> = stories.chunks(20).map(flatten).collect();
+
+    let mut a = s.spawn_run(&config_a, "run-a", port_a);
+    a.wait_ready(READY);
+    s.produce_events(&batches[0]);
+    std::thread::sleep(Duration::from_secs(1));
+
+    let mut b = s.spawn_run(&config_b, "run-b", port_b);
+    s.produce_events(&batches[1]);
+    b.wait_ready(READY);
+    std::thread::sleep(Duration::from_secs(3));
+
+    let (status, clean) = a.terminate(Duration::from_secs(60));
+    assert!(clean, "instance a did not leave on SIGTERM ({status})");
+    s.produce_events(&batches[2]);
+
+    let got = read_commands(&s, want.len(), Duration::from_secs(120));
+    assert_same_commands(&got, &want, "two instances with a rebalance");
+    assert!(b.is_running());
+    b.wait_ready(Duration::from_secs(30));
+}
+
+/// Writes `content` as `<journeys_dir>/<name>` in one step (rename), so the watcher never reads
+/// half a file.
+fn replace_journey(s: &Scenario, name: &str, content: &str) {
+    let tmp = s.dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, content).expect("write the new journey");
+    fs::rename(&tmp, s.journeys_dir().join(name)).expect("move the new journey in place");
+}
+
+/// Sends one `probe` event for a new customer and returns the command it produced.
+fn probe(s: &Scenario, customer: &str) -> Value {
+    s.produce_events(&[
+        event(
+            &format!("{customer}-e1"),
+            customer,
+            "profile_updated",
+            Utc::now(),
+            json!({"email": format!("{customer}@example.com")}),
+        ),
+        event(
+            &format!("{customer}-e2"),
+            customer,
+            "probe",
+            Utc::now(),
+            json!({}),
+        ),
+    ]);
+    let topic = s.action_topic("email");
+    let (records, found) =
+        s.kafka
+            .read_committed_until(&[&topic], Duration::from_secs(60), Duration::ZERO, |r| {
+                r.iter().any(|r| r.key_str() == customer)
+            });
+    assert!(found, "no command for {customer}: {records:?}");
+    records
+        .iter()
+        .find(|r| r.key_str() == customer)
+        .map(Record::json)
+        .expect("found above")
+}
+
+/// (e) A valid journey written into the journeys directory is picked up without a restart; an
+/// invalid one is rejected and the running version stays.
+#[test]
+fn hot_reload_accepts_valid_and_rejects_invalid_journeys() {
+    let s = Scenario::new("e2e_reload", &["reload_probe"], 1);
+    let port = free_port();
+    let config = s.write_config("a", port);
+    let mut jd = s.spawn_run(&config, "run", port);
+    jd.wait_ready(READY);
+
+    let first = probe(&s, "rl-c1");
+    assert_eq!(first["template"], "probe_v1");
+    assert_eq!(first["journey_version"], 1);
+
+    let metrics = jd.metrics().expect("GET /metrics");
+    let ok_before = metric_sum(
+        &metrics,
+        "journeyd_reloads_total",
+        &[("outcome", "success")],
+    );
+    let failed_before = metric_sum(
+        &metrics,
+        "journeyd_reloads_total",
+        &[("outcome", "failure")],
+    );
+
+    let v2 = fs::read_to_string(fixtures().join("reload/reload_probe_v2.yaml")).unwrap();
+    replace_journey(&s, "reload_probe.yaml", &v2);
+    jd.wait_metrics(Duration::from_secs(30), |t| {
+        metric_sum(t, "journeyd_reloads_total", &[("outcome", "success")]) > ok_before
+    })
+    .expect("journeyd_reloads_total{outcome=\"success\"} did not move after a valid change");
+    let second = probe(&s, "rl-c2");
+    assert_eq!(
+        second["template"], "probe_v2",
+        "the new version is in force"
+    );
+    assert_eq!(second["journey_version"], 2);
+
+    let invalid = fs::read_to_string(fixtures().join("reload/reload_probe_invalid.yaml")).unwrap();
+    replace_journey(&s, "reload_probe.yaml", &invalid);
+    let text = jd
+        .wait_metrics(Duration::from_secs(30), |t| {
+            metric_sum(t, "journeyd_reloads_total", &[("outcome", "failure")]) > failed_before
+        })
+        .expect("journeyd_reloads_total{outcome=\"failure\"} did not move after an invalid change");
+    assert_eq!(metric_sum(&text, "journeyd_journeys_loaded", &[]), 1.0);
+    let third = probe(&s, "rl-c3");
+    assert_eq!(
+        third["template"], "probe_v2",
+        "the rejected change left v2 in force"
+    );
+    assert!(
+        jd.is_running(),
+        "an invalid journey must not stop the engine"
+    );
+}
+
+/// (f) + (g): a customer waiting on a timer when the engine stops gets the send once after the
+/// restart, restored from the changelog; /readyz is 200 once the restore is done.
+#[test]
+fn pending_timer_survives_a_restart() {
+    let s = Scenario::new("e2e_restore", &["trial_nudge"], 2);
+    let port = free_port();
+    let config = s.write_config("a", port);
+    let mut first = s.spawn_run(&config, "run-1", port);
+    first.wait_ready(READY);
+
+    let customer = "rs-c1";
+    let started = Instant::now();
+    s.produce_events(&[
+        event(
+            "rs-e1",
+            customer,
+            "profile_updated",
+            Utc::now(),
+            json!({"email": "rs@example.com"}),
+        ),
+        event(
+            "rs-e2",
+            customer,
+            "trial_started",
+            Utc::now(),
+            json!({"plan": "pro"}),
+        ),
+    ]);
+    // The entry is committed (decisions are written in the same transaction as the state).
+    let topic = s.decisions_topic();
+    let (decisions, entered) =
+        s.kafka
+            .read_committed_until(&[&topic], Duration::from_secs(30), Duration::ZERO, |r| {
+                r.iter().any(|r| r.json()["kind"] == "entered")
+            });
+    assert!(entered, "no `entered` decision: {decisions:?}");
+    let (status, clean) = first.terminate(Duration::from_secs(30));
+    assert!(clean, "journeyd did not stop on SIGTERM ({status})");
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "the engine stopped too late for the test to mean anything ({:?})",
+        started.elapsed()
+    );
+    let email = s.action_topic("email");
+    let early = s
+        .kafka
+        .read_committed_n(&[&email], 1, Duration::from_secs(1), Duration::ZERO);
+    assert!(early.is_empty(), "sent before the wait was over: {early:?}");
+
+    let mut second = s.spawn_run(&config, "run-2", port);
+    second.wait_ready(READY);
+    let text = second.metrics().expect("GET /metrics");
+    assert!(
+        metric_sum(&text, "journeyd_restore_records_total", &[]) >= 1.0,
+        "the customer's state was restored from the changelog"
+    );
+
+    let commands = read_commands(&s, 1, Duration::from_secs(60));
+    let nudges: Vec<&Value> = commands
+        .iter()
+        .filter(|c| c["customer_id"] == customer && c["template"] == "trial_nudge")
+        .collect();
+    assert_eq!(nudges.len(), 1, "exactly one nudge: {commands:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "the nudge came before its 8 s wait"
+    );
+    assert_eq!(second.get("/readyz").map(|r| r.0), Some(200));
+    let text = second.metrics().expect("GET /metrics");
+    assert_eq!(
+        metric_sum(
+            &text,
+            "journeyd_commands_total",
+            &[("journey", "trial_nudge")]
+        ),
+        1.0
+    );
+}

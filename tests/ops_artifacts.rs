@@ -1,0 +1,596 @@
+//! Consistency checks of the operations artifacts in `deploy/` and `docs/operations.md` against
+//! the code: the Grafana dashboard and the Prometheus rules may only query series that
+//! `journey_kafka::metrics` defines (with labels those series have), every alert links to a
+//! runbook section that exists, the Kubernetes manifests wire the probes, the scrape annotations
+//! and a per-pod transactional.id, their embedded configuration and journeys validate, and the
+//! systemd unit reloads with SIGHUP.
+//!
+//! PromQL syntax itself is checked by `deploy/prometheus/check.sh` (promtool).
+
+use journey_kafka::metrics::{metric_names, METRIC_FAMILIES};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// Labels every scraped series has, or that histogram series add.
+const TARGET_LABELS: &[&str] = &["instance", "job", "pod", "namespace", "le"];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(rel: &str) -> String {
+    let path = repo().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn yaml_docs(rel: &str) -> Vec<Yaml> {
+    YamlLoader::load_from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: invalid YAML: {e}"))
+}
+
+/// Label names of each family, with the `_bucket`/`_sum`/`_count` series of histograms.
+fn family_labels() -> BTreeMap<String, BTreeSet<String>> {
+    let mut map = BTreeMap::new();
+    for (name, labels) in METRIC_FAMILIES {
+        let labels: BTreeSet<String> = labels.iter().map(|l| l.to_string()).collect();
+        map.insert(name.to_string(), labels.clone());
+        for suffix in ["_bucket", "_sum", "_count"] {
+            let series = format!("{name}{suffix}");
+            if metric_names().contains(&series.as_str()) {
+                let mut labels = labels.clone();
+                if suffix == "_bucket" {
+                    labels.insert("le".to_string());
+                }
+                map.insert(series, labels);
+            }
+        }
+    }
+    map
+}
+
+/// A metric referenced by a query, with the label names its selector uses.
+#[derive(Debug)]
+struct Reference {
+    metric: String,
+    selector_labels: Vec<String>,
+}
+
+/// What a PromQL (or Grafana) query refers to: metrics with their selector labels, and the
+/// label names of `by`/`without`/`on`/`ignoring` clauses and `label_values(metric, label)`.
+#[derive(Debug, Default)]
+struct QueryRefs {
+    metrics: Vec<Reference>,
+    grouping_labels: Vec<String>,
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+}
+
+/// Scans a query for identifiers. Strings (inside quotes) are skipped so that label values are
+/// never mistaken for metric names.
+fn scan(query: &str) -> QueryRefs {
+    let chars: Vec<char> = query.chars().collect();
+    let mut refs = QueryRefs::default();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' || c == '`' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '[' {
+            // Range or subquery durations: `[5m]`, `[$__rate_interval]`.
+            while i < chars.len() && chars[i] != ']' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == '$' {
+            // A Grafana variable such as $instance.
+            i += 1;
+            while i < chars.len() && is_ident_char(chars[i]) {
+                i += 1;
+            }
+            continue;
+        }
+        if is_ident_char(c) && !c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && is_ident_char(chars[i]) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let mut j = i;
+            while j < chars.len() && chars[j] == ' ' {
+                j += 1;
+            }
+            let next = chars.get(j).copied();
+            if matches!(word.as_str(), "by" | "without" | "on" | "ignoring") && next == Some('(') {
+                i = j + 1;
+                let mut k = i;
+                while k < chars.len() && chars[k] != ')' {
+                    k += 1;
+                }
+                let inside: String = chars[i..k].iter().collect();
+                refs.grouping_labels.extend(
+                    inside
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty()),
+                );
+                i = k + 1;
+                continue;
+            }
+            if word == "label_values" && next == Some('(') {
+                let mut k = j + 1;
+                while k < chars.len() && chars[k] != ')' {
+                    k += 1;
+                }
+                let inside: String = chars[j + 1..k].iter().collect();
+                let mut parts = inside.split(',').map(str::trim);
+                let metric = parts.next().unwrap_or_default().to_string();
+                if let Some(label) = parts.next() {
+                    refs.grouping_labels.push(label.to_string());
+                }
+                refs.metrics.push(Reference {
+                    metric,
+                    selector_labels: Vec::new(),
+                });
+                i = k + 1;
+                continue;
+            }
+            if word.starts_with("journeyd_") || word.starts_with("journeyd:") || word == "up" {
+                let mut selector_labels = Vec::new();
+                if next == Some('{') {
+                    let mut k = j + 1;
+                    let mut in_string = false;
+                    let mut current = String::new();
+                    let mut expecting_name = true;
+                    while k < chars.len() && (in_string || chars[k] != '}') {
+                        let ch = chars[k];
+                        if ch == '"' {
+                            in_string = !in_string;
+                        } else if !in_string {
+                            if ch == ',' {
+                                expecting_name = true;
+                            } else if expecting_name && is_ident_char(ch) {
+                                current.push(ch);
+                            } else if expecting_name && !current.is_empty() {
+                                selector_labels.push(std::mem::take(&mut current));
+                                expecting_name = false;
+                            }
+                        }
+                        k += 1;
+                    }
+                    i = k + 1;
+                }
+                refs.metrics.push(Reference {
+                    metric: word,
+                    selector_labels,
+                });
+            }
+            continue;
+        }
+        i += 1;
+    }
+    refs
+}
+
+/// Names of the recording rules of alerts.yml.
+fn recording_rules() -> BTreeSet<String> {
+    let docs = yaml_docs("deploy/prometheus/alerts.yml");
+    let mut names = BTreeSet::new();
+    for group in docs[0]["groups"].as_vec().expect("groups") {
+        for rule in group["rules"].as_vec().expect("rules") {
+            if let Some(name) = rule["record"].as_str() {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Checks one query; returns the problems found, naming `place`.
+fn check_query(place: &str, query: &str, recorded: &BTreeSet<String>) -> Vec<String> {
+    let families = family_labels();
+    let refs = scan(query);
+    let mut problems = Vec::new();
+    let mut available: BTreeSet<String> = TARGET_LABELS.iter().map(|s| s.to_string()).collect();
+    if refs.metrics.is_empty() {
+        problems.push(format!("{place}: `{query}` queries no journeyd metric"));
+    }
+    for r in &refs.metrics {
+        if r.metric == "up" {
+            continue;
+        }
+        if r.metric.starts_with("journeyd:") {
+            if !recorded.contains(&r.metric) {
+                problems.push(format!(
+                    "{place}: `{}` is not a recording rule of alerts.yml",
+                    r.metric
+                ));
+            }
+            // Recorded series carry the labels their rule keeps; accept the usual ones.
+            available.extend(["journey", "holdout", "topic", "outcome"].map(String::from));
+            continue;
+        }
+        match families.get(&r.metric) {
+            None => problems.push(format!(
+                "{place}: `{}` is not a metric of journey_kafka::metrics",
+                r.metric
+            )),
+            Some(labels) => {
+                for l in &r.selector_labels {
+                    if !labels.contains(l) && !TARGET_LABELS.contains(&l.as_str()) {
+                        problems.push(format!(
+                            "{place}: `{}` has no label `{l}` (labels: {labels:?})",
+                            r.metric
+                        ));
+                    }
+                }
+                available.extend(labels.iter().cloned());
+            }
+        }
+    }
+    for l in &refs.grouping_labels {
+        if !available.contains(l) {
+            problems.push(format!(
+                "{place}: label `{l}` in `{query}` belongs to none of its metrics"
+            ));
+        }
+    }
+    problems
+}
+
+/// Every query of the dashboard: panel targets (rows included) and query variables.
+fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(panels: &[serde_json::Value], out: &mut Vec<(String, String)>) {
+        for p in panels {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().expect("every target has an expr");
+                out.push((format!("panel {title:?}"), expr.to_string()));
+            }
+            if let Some(inner) = p["panels"].as_array() {
+                walk(inner, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dashboard["panels"].as_array().expect("panels"), &mut out);
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating")
+    {
+        if v["type"] == "query" {
+            let q = v["query"]["query"]
+                .as_str()
+                .or_else(|| v["query"].as_str())
+                .expect("query variable text");
+            out.push((format!("variable {}", v["name"]), q.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_query_scanner_finds_metrics_labels_and_groupings() {
+    let refs = scan(
+        r#"sum by (journey, holdout) (increase(journeyd_journey_goals_total{instance=~"$instance",journey="a,b"}[$lift_window])) / ignoring (holdout) up"#,
+    );
+    let metrics: Vec<&str> = refs.metrics.iter().map(|r| r.metric.as_str()).collect();
+    assert_eq!(metrics, ["journeyd_journey_goals_total", "up"]);
+    assert_eq!(refs.metrics[0].selector_labels, ["instance", "journey"]);
+    assert_eq!(refs.grouping_labels, ["journey", "holdout", "holdout"]);
+    let none = BTreeSet::new();
+    assert!(check_query("t", "sum(journeyd_customers)", &none).is_empty());
+    assert_eq!(
+        check_query("t", "journeyd_nope_total", &none),
+        ["t: `journeyd_nope_total` is not a metric of journey_kafka::metrics"]
+    );
+    assert_eq!(
+        check_query(
+            "t",
+            r#"sum by (customer) (journeyd_customers{channel="x"})"#,
+            &none
+        )
+        .len(),
+        2
+    );
+}
+
+#[test]
+fn dashboard_parses_and_queries_only_defined_metrics() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/journeyd.json")).expect("dashboard is JSON");
+    assert_eq!(dashboard["uid"], "journeyd");
+    let recorded = recording_rules();
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() >= 20, "only {} queries", queries.len());
+    let problems: Vec<String> = queries
+        .iter()
+        .flat_map(|(place, q)| check_query(place, q, &recorded))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // Panels: unique ids, inside the 24-column grid, each query on the datasource variable.
+    let mut ids = BTreeSet::new();
+    for p in dashboard["panels"].as_array().unwrap() {
+        assert!(
+            ids.insert(p["id"].as_i64().expect("panel id")),
+            "duplicate id {}",
+            p["id"]
+        );
+        let x = p["gridPos"]["x"].as_i64().unwrap();
+        let w = p["gridPos"]["w"].as_i64().unwrap();
+        assert!(x + w <= 24, "panel {} overflows the grid", p["title"]);
+        if p["type"] != "row" {
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "panel {}",
+                p["title"]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_shows_what_an_sre_needs() {
+    let text = read("deploy/grafana/journeyd.json");
+    for metric in [
+        "journeyd_events_consumed_total",
+        "journeyd_dead_letters_total",
+        "journeyd_decisions_total",
+        "journeyd_commands_total",
+        "journeyd_journey_goals_total",
+        "journeyd_journey_entries_total",
+        "journeyd_consumer_lag",
+        "journeyd_timer_lateness_seconds_bucket",
+        "journeyd_transaction_commit_seconds_bucket",
+        "journeyd_transaction_aborts_total",
+        "journeyd_restore_seconds_bucket",
+        "journeyd_ready",
+        "journeyd_reloads_total",
+    ] {
+        assert!(
+            text.contains(metric),
+            "the dashboard does not show {metric}"
+        );
+    }
+}
+
+/// GitHub-style anchor of a Markdown heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' | '-' => Some(c),
+            ' ' => Some('-'),
+            _ => None,
+        })
+        .collect()
+}
+
+fn runbook_anchors() -> BTreeSet<String> {
+    read("docs/operations.md")
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect()
+}
+
+#[test]
+fn alert_rules_use_defined_metrics_and_link_existing_runbook_sections() {
+    let docs = yaml_docs("deploy/prometheus/alerts.yml");
+    let recorded = recording_rules();
+    let anchors = runbook_anchors();
+    let mut problems = Vec::new();
+    let mut alerts = 0;
+    for group in docs[0]["groups"].as_vec().expect("groups") {
+        for rule in group["rules"].as_vec().expect("rules") {
+            let expr = rule["expr"].as_str().expect("every rule has an expr");
+            let name = rule["alert"]
+                .as_str()
+                .or(rule["record"].as_str())
+                .expect("alert or record");
+            problems.extend(check_query(name, expr, &recorded));
+            if rule["alert"].as_str().is_none() {
+                continue;
+            }
+            alerts += 1;
+            if rule["for"].as_str().is_none() {
+                problems.push(format!("{name}: no `for:`"));
+            }
+            if rule["labels"]["severity"].as_str().is_none() {
+                problems.push(format!("{name}: no severity label"));
+            }
+            if rule["annotations"]["summary"].as_str().is_none() {
+                problems.push(format!("{name}: no summary"));
+            }
+            match rule["annotations"]["runbook_url"].as_str() {
+                Some(url) => match url.split_once("docs/operations.md#") {
+                    Some((_, a)) if anchors.contains(a) => {}
+                    _ => problems.push(format!(
+                        "{name}: runbook_url {url} names no section of docs/operations.md"
+                    )),
+                },
+                None => problems.push(format!("{name}: no runbook_url")),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(alerts >= 6, "only {alerts} alerts");
+}
+
+#[test]
+fn alert_unit_tests_feed_defined_series() {
+    let docs = yaml_docs("deploy/prometheus/alerts_test.yml");
+    let recorded = recording_rules();
+    let mut problems = Vec::new();
+    for test in docs[0]["tests"].as_vec().expect("tests") {
+        for series in test["input_series"].as_vec().expect("input_series") {
+            let s = series["series"].as_str().expect("series");
+            problems.extend(check_query("alerts_test.yml", s, &recorded));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The documents of the Kubernetes manifest by kind.
+fn manifests() -> BTreeMap<String, Vec<Yaml>> {
+    let mut by_kind: BTreeMap<String, Vec<Yaml>> = BTreeMap::new();
+    for doc in yaml_docs("deploy/kubernetes/journeyd.yaml") {
+        let kind = doc["kind"].as_str().expect("kind").to_string();
+        by_kind.entry(kind).or_default().push(doc);
+    }
+    by_kind
+}
+
+#[test]
+fn the_statefulset_wires_probes_scraping_and_a_per_pod_transactional_id() {
+    let m = manifests();
+    let sts = &m["StatefulSet"][0];
+    assert_eq!(sts["spec"]["serviceName"].as_str(), Some("journeyd"));
+    let pod = &sts["spec"]["template"];
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"].as_str(), Some("true"));
+    assert_eq!(annotations["prometheus.io/path"].as_str(), Some("/metrics"));
+    let container = &pod["spec"]["containers"][0];
+    let env = container["env"].as_vec().expect("env");
+    let txn = env
+        .iter()
+        .find(|e| e["name"].as_str() == Some("JOURNEYD_KAFKA__TRANSACTIONAL_ID"))
+        .expect("JOURNEYD_KAFKA__TRANSACTIONAL_ID is set");
+    assert_eq!(
+        txn["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("metadata.name")
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+    let port = container["ports"][0]["containerPort"]
+        .as_i64()
+        .expect("port");
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str(),
+        Some(port.to_string().as_str())
+    );
+
+    // The configuration listens on that port on every interface (probes come from the node).
+    let config_text = m["ConfigMap"]
+        .iter()
+        .find_map(|c| c["data"]["journeyd.yaml"].as_str())
+        .expect("a ConfigMap holds journeyd.yaml");
+    let config = parse_manifest_config(config_text);
+    assert_eq!(config.metrics.listen, format!("0.0.0.0:{port}"));
+    assert_eq!(config.kafka.transactional_id.as_deref(), Some("journeyd-0"));
+
+    let service = &m["Service"][0];
+    assert_eq!(service["spec"]["clusterIP"].as_str(), Some("None"));
+    assert_eq!(
+        service["spec"]["selector"],
+        sts["spec"]["selector"]["matchLabels"]
+    );
+    let pdb = &m["PodDisruptionBudget"][0];
+    assert_eq!(pdb["spec"]["selector"], sts["spec"]["selector"]);
+}
+
+/// Parses the ConfigMap's configuration with the environment the StatefulSet gives the pod.
+fn parse_manifest_config(text: &str) -> journey_spec::Config {
+    let env = [
+        ("JOURNEYD_KAFKA__TRANSACTIONAL_ID", "journeyd-0"),
+        ("JOURNEYD_INSPECT__TOKEN", "token-from-the-secret"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let file = Path::new("/etc/journeyd/config/journeyd.yaml");
+    journey_spec::parse_config(text, file, &env).unwrap_or_else(|diags| {
+        panic!(
+            "ConfigMap journeyd.yaml is invalid:\n{}",
+            diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+#[test]
+fn the_configmap_configuration_and_journeys_validate() {
+    let m = manifests();
+    let maps = &m["ConfigMap"];
+    let config_text = maps
+        .iter()
+        .find_map(|c| c["data"]["journeyd.yaml"].as_str())
+        .unwrap();
+    let config = parse_manifest_config(config_text);
+    assert!(config.inspect.enabled);
+    let journeys = maps
+        .iter()
+        .find(|c| c["metadata"]["name"].as_str() == Some("journeyd-journeys"))
+        .expect("the journeys ConfigMap");
+    let data = journeys["data"].as_hash().expect("journey files");
+    assert!(!data.is_empty());
+    for (name, text) in data {
+        let name = name.as_str().unwrap();
+        let file = Path::new("/etc/journeyd/journeys").join(name);
+        if let Err(diags) = journey_spec::parse_journey(text.as_str().unwrap(), &file, &config) {
+            panic!(
+                "{name} is invalid:\n{}",
+                diags
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_systemd_unit_reloads_with_sighup_and_restarts_on_failure() {
+    let unit = read("deploy/systemd/journeyd.service");
+    let keys: BTreeMap<&str, Vec<&str>> = unit
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .fold(BTreeMap::new(), |mut m, (k, v)| {
+            m.entry(k.trim()).or_default().push(v.trim());
+            m
+        });
+    assert_eq!(keys["ExecReload"], ["/bin/kill -HUP $MAINPID"]);
+    assert_eq!(keys["Restart"], ["on-failure"]);
+    assert!(keys["ExecStart"][0].contains(" run --config "));
+    for hardening in [
+        "NoNewPrivileges",
+        "ProtectSystem",
+        "PrivateTmp",
+        "DynamicUser",
+    ] {
+        assert!(keys.contains_key(hardening), "missing {hardening}");
+    }
+}
+
+#[test]
+fn the_prometheus_check_script_is_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(repo().join("deploy/prometheus/check.sh")).unwrap();
+    assert!(
+        meta.permissions().mode() & 0o111 != 0,
+        "check.sh is not executable"
+    );
+}
