@@ -186,32 +186,34 @@ impl Stream {
         self.now += self.step;
         let c = self.rnd(self.customers);
         let roll = self.rnd(100);
+        let (r2, r3, r4, r10) = (self.rnd(2), self.rnd(3), self.rnd(4), self.rnd(10));
+        let value = self.rnd(120);
         let (ty, props): (&str, Value) = match roll {
             0..=39 => (
                 "product_viewed",
-                json!({"category": ["tents", "boots", "socks", "stoves"][self.rnd(4) as usize]}),
+                json!({"category": (["tents", "boots", "socks", "stoves"][r4 as usize])}),
             ),
-            40..=59 => ("cart_updated", json!({"cart_value": self.rnd(120), "sku": "TENT-2"})),
+            40..=59 => ("cart_updated", json!({"cart_value": value, "sku": "TENT-2"})),
             60..=69 => ("page_viewed", json!({"url": "/"})),
             70..=77 => (
                 "order_completed",
-                json!({"category": ["tents", "boots"][self.rnd(2) as usize], "total": 80}),
+                json!({"category": (["tents", "boots"][r2 as usize]), "total": 80}),
             ),
             78..=85 => ("message_clicked", json!({})),
             86..=91 => (
                 "profile_updated",
                 json!({
                     "email": format!("c{c}@example.com"),
-                    "push_token": if self.rnd(2) == 0 { Value::Null } else { json!("tok") },
+                    "push_token": if r2 == 0 { Value::Null } else { json!("tok") },
                     "phone": "+44700900123",
-                    "tier": if self.rnd(10) == 0 { "vip" } else { "standard" },
-                    "timezone": ["Europe/London", "America/New_York", "Asia/Tokyo"][self.rnd(3) as usize],
+                    "tier": if r10 == 0 { "vip" } else { "standard" },
+                    "timezone": (["Europe/London", "America/New_York", "Asia/Tokyo"][r3 as usize]),
                 }),
             ),
             92..=95 => (
                 "consent_updated",
-                json!({"channel": ["sms", "push", "email"][self.rnd(3) as usize],
-                       "status": if self.rnd(3) == 0 { "withdrawn" } else { "granted" }}),
+                json!({"channel": (["sms", "push", "email"][r3 as usize]),
+                       "status": if r4 == 0 { "withdrawn" } else { "granted" }}),
             ),
             _ => ("shipment_delayed", json!({"order_id": format!("o{}", self.n)})),
         };

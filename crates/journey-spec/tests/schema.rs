@@ -92,3 +92,27 @@ fn rejects_what_the_loader_rejects() {
         );
     }
 }
+
+#[test]
+fn accepts_the_repository_journeys_the_loader_accepts() {
+    let v = Validator::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The repository's journeys are written for its deployment configuration.
+    let config = std::fs::read_to_string(root.join("deploy/journeyd.yaml"))
+        .ok()
+        .and_then(|text| journey_spec::parse_config(&text, Path::new("journeyd.yaml"), &[]).ok())
+        .unwrap_or_else(journey_spec::Config::example);
+    let dir = root.join("journeys");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if journey_spec::parse_journey(&text, &path, &config).is_ok() {
+                assert!(v.accepts(&text), "{}", path.display());
+            }
+        }
+    }
+}

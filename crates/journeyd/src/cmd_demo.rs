@@ -254,6 +254,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
 
+        if failed.is_none() {
+            // Let the engine take in the last events before it stops.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         shutdown.cancel();
         if failed.is_none() {
             match tokio::time::timeout(Duration::from_secs(30), &mut service).await {

@@ -33,7 +33,7 @@ pub fn first_step(journey: &journey_spec::Journey) -> String {
 pub fn duration(seconds: u64) -> String {
     const UNITS: [(u64, &str); 4] = [(604_800, "w"), (86_400, "d"), (3_600, "h"), (60, "m")];
     for (size, unit) in UNITS {
-        if seconds >= size && seconds % size == 0 {
+        if seconds >= size && seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }

@@ -123,7 +123,7 @@ impl Generator {
     pub fn next(&mut self, now: DateTime<Utc>) -> Generated {
         self.sequence += 1;
         let event_id = format!("demo-{}", self.sequence);
-        if self.sequence % 250 == 0 {
+        if self.sequence.is_multiple_of(250) {
             return self.malformed(&event_id, now);
         }
         let index = self.rng.below(self.customers.len() as u64) as usize;
