@@ -193,7 +193,10 @@ impl Stream {
                 "product_viewed",
                 json!({"category": (["tents", "boots", "socks", "stoves"][r4 as usize])}),
             ),
-            40..=59 => ("cart_updated", json!({"cart_value": value, "sku": "TENT-2"})),
+            40..=59 => (
+                "cart_updated",
+                json!({"cart_value": value, "sku": "TENT-2"}),
+            ),
             60..=69 => ("page_viewed", json!({"url": "/"})),
             70..=77 => (
                 "order_completed",
@@ -215,7 +218,10 @@ impl Stream {
                 json!({"channel": (["sms", "push", "email"][r3 as usize]),
                        "status": if r4 == 0 { "withdrawn" } else { "granted" }}),
             ),
-            _ => ("shipment_delayed", json!({"order_id": format!("o{}", self.n)})),
+            _ => (
+                "shipment_delayed",
+                json!({"order_id": format!("o{}", self.n)}),
+            ),
         };
         let properties: Map<String, Value> = match props {
             Value::Object(m) => m,

@@ -1,22 +1,40 @@
 //! Events per second through the engine on one core: a mix of four journeys over 1,000,000
-//! distinct customers, timers firing as the virtual clock advances (as under `simulate`).
-//! Event generation is outside the measured time; handling and timer firing are inside.
+//! distinct customers (and, for comparison, 10,000 customers whose state stays in cache),
+//! timers firing as the virtual clock advances (as under `simulate`). Event generation is
+//! outside the measured time; handling and timer firing are inside.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use journey_engine::{Effects, Engine};
 use journeyd_benches::{catalog, Stream};
 use std::time::{Duration, Instant};
 
-const CUSTOMERS: u64 = 1_000_000;
 const BATCH: usize = 50_000;
 
 fn engine_mix(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(20));
+    for (name, customers) in [
+        ("mixed_journeys_1m_customers", 1_000_000u64),
+        ("mixed_journeys_10k_customers", 10_000),
+    ] {
+        mix(&mut group, name, customers);
+    }
+    group.finish();
+}
+
+fn mix(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    customers: u64,
+) {
     let mut engine = Engine::new(catalog());
     // One event every 20 ms of virtual time: 1,000,000 events span about 5.5 hours.
-    let mut stream = Stream::new(CUSTOMERS, 20);
+    let mut stream = Stream::new(customers, 20);
     let mut out = Effects::default();
-    // Populate every customer first so the measurement sees a full-size state.
-    for _ in 0..(2 * CUSTOMERS) {
+    // Populate the customers first so the measurement sees a full-size state.
+    for _ in 0..(2 * customers.max(500_000)) {
         let e = stream.next_event();
         engine.fire_due(e.timestamp, &mut out);
         engine.handle(&e, e.timestamp, &mut out);
@@ -28,11 +46,7 @@ fn engine_mix(c: &mut Criterion) {
         engine.pending_timers(),
         engine.active_instances()
     );
-    let mut group = c.benchmark_group("engine");
-    group.throughput(Throughput::Elements(1));
-    group.sample_size(20);
-    group.measurement_time(Duration::from_secs(20));
-    group.bench_function("mixed_journeys_1m_customers", |b| {
+    group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut left = iters as usize;
@@ -57,7 +71,6 @@ fn engine_mix(c: &mut Criterion) {
             total
         })
     });
-    group.finish();
 }
 
 criterion_group!(benches, engine_mix);

@@ -86,7 +86,13 @@ fn main() {
     let before = live();
     let at = t0 + Duration::minutes(1);
     for c in 0..N {
-        let e = event(&mut n, c, "cart_updated", at, json!({"cart_value": 59.0, "sku": "TENT-2"}));
+        let e = event(
+            &mut n,
+            c,
+            "cart_updated",
+            at,
+            json!({"cart_value": 59.0, "sku": "TENT-2"}),
+        );
         engine.handle(&e, at, &mut out);
         out.clear();
     }

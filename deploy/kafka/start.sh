@@ -59,8 +59,7 @@ port_open() {
 # A metadata round trip (ApiVersions to every broker), not just an open socket: the port opens
 # before the broker has caught up with the controller's metadata.
 serves() {
-  java -cp "$classpath" -Dlog4j2.configurationFile="$here/log4j2.properties" \
-    -Dlog4j2.level=error \
+  java -cp "$classpath" -Dlog4j2.configurationFile="$here/tools-log4j2.properties" \
     org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$bootstrap" \
     >/dev/null 2>&1
 }
@@ -128,7 +127,7 @@ PROPS
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     # A KRaft cluster id is 16 random bytes, base64url without padding.
     cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-    java -cp "$classpath" -Dlog4j2.configurationFile="$here/log4j2.properties" \
+    java -cp "$classpath" -Dlog4j2.configurationFile="$here/tools-log4j2.properties" \
       kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; fail "formatting $dir/data failed"; }
   fi

@@ -30,7 +30,16 @@
 //! - **Consent** updates for channels not in the configuration, or with a status other than
 //!   `granted`/`withdrawn`, are ignored. A non-string address attribute is used as its JSON text.
 //! - Decisions in one call are in processing order: dedupe; profile/consent; instances in
-//!   (priority desc, id) order; triggers in (priority desc, id) order.
+//!   (priority desc, id) order; triggers in (priority desc, id) order. `entered` and
+//!   `entry_suppressed` carry no `step_id`; every decision about an instance carries its holdout
+//!   flag.
+//! - A journey whose instance the event ended (goal with exit, `exit_when`, or completion after
+//!   a `wait_for` match) is not entered again by that event.
+//! - A duplicate event (`duplicate_event`) changes nothing, so it is not listed in
+//!   `Effects::changed`; every other event is (its id joins the dedupe ring). A caller may clear
+//!   its `Effects` after each call or accumulate several calls into one: `changed` stays free of
+//!   repeats either way.
+//! - `did` history, caps and parked times use the engine clock (`now`), not event timestamps.
 
 use crate::catalog::{CompiledJourney, TypeInfo};
 use crate::condition::{self, Env, TriggerSrc};
@@ -95,16 +104,31 @@ pub struct Engine {
     interner: Interner,
     /// Every compiled version this engine has loaded, for imports.
     known: FxHashMap<(String, u32), Arc<CompiledJourney>>,
-    index: FxHashMap<Arc<str>, u32>,
+    /// Customer id -> slot, hashing the id held in the slot (so it is stored once).
+    index: hashbrown::HashTable<u32>,
     slots: Vec<Option<Customer>>,
-    /// Per slot: the call epoch in which it was last reported in `Effects::changed`.
-    marks: Vec<u64>,
     free: Vec<u32>,
     timers: BTreeSet<TKey>,
     seq: u64,
     clock: DateTime<Utc>,
-    epoch: u64,
+    /// Call counter, to report each changed customer once per call.
+    epoch: u32,
+    /// How many leading `changed` entries predate this epoch (they are checked by scanning; a
+    /// caller that clears its `Effects` keeps this at zero).
     changed_base: usize,
+    /// `out.changed.len()` when the last call returned.
+    changed_len: usize,
+}
+
+fn hash_id(id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = hash::FxHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+fn slot_id(slots: &[Option<Customer>], s: u32) -> &str {
+    slots[s as usize].as_ref().map_or("", |c| &c.id)
 }
 
 /// Borrowed context of one unit of work (one event, or one timer).
@@ -230,6 +254,10 @@ impl Ctx<'_> {
     fn end_instance(&mut self, cust: &mut Customer, pos: usize) {
         let inst = cust.rest.instances.remove(pos);
         self.cancel_timer(&inst);
+        if cust.rest.instances.is_empty() {
+            // Most customers are idle most of the time: give the instance space back.
+            cust.rest.instances.shrink_to_fit();
+        }
     }
 
     fn did_fn<'c>(&'c self, cust: &'c Customer) -> impl Fn(&str, Option<Duration>) -> bool + 'c {
@@ -408,13 +436,17 @@ impl Ctx<'_> {
         self.out.decisions.push(d);
         match cust.rest.last_entry.iter_mut().find(|e| e.0 == jid) {
             Some(e) => e.1 = self.now,
-            None => cust.rest.last_entry.push((jid, self.now)),
+            None => {
+                cust.rest.last_entry.reserve_exact(1);
+                cust.rest.last_entry.push((jid, self.now));
+            }
         }
-        let trigger_props = j
+        let mut trigger_props: Vec<(Box<str>, Value)> = j
             .trigger_keys
             .iter()
             .filter_map(|k| ev.properties.get(k).map(|v| (k.as_str().into(), v.clone())))
             .collect();
+        trigger_props.shrink_to_fit();
         let inst = Instance {
             journey: j.clone(),
             jid,
@@ -647,8 +679,10 @@ impl Ctx<'_> {
         if marketing {
             if let Some(per) = cat.max_cap_per {
                 let from = self.now - per.as_chrono();
-                cust.rest.sent.retain(|(t, _)| *t > from);
-                cust.rest.sent.push((self.now, b.chan_ids[ci]));
+                let sent = &mut cust.rest.sent;
+                sent.retain(|(t, _)| *t > from);
+                sent.reserve_exact(1);
+                sent.push((self.now, b.chan_ids[ci]));
             }
         }
         SendOutcome::Next
@@ -794,6 +828,7 @@ fn insert_sorted(cust: &mut Customer, inst: Instance) -> usize {
         .iter()
         .position(|i| key(i) > k)
         .unwrap_or(cust.rest.instances.len());
+    cust.rest.instances.reserve_exact(1);
     cust.rest.instances.insert(pos, inst);
     pos
 }
@@ -832,16 +867,15 @@ fn data_value(p: &journey_spec::Path, cust: &Customer, inst: &Instance) -> Optio
     }
 }
 
-fn mark(marks: &mut [u64], epoch: u64, base: usize, slot: u32, id: &str, out: &mut Effects) {
-    let m = &mut marks[slot as usize];
-    if *m == epoch {
+fn mark(cust: &mut Customer, epoch: u32, base: usize, out: &mut Effects) {
+    if cust.mark == epoch {
         return;
     }
-    *m = epoch;
-    if base > 0 && out.changed[..base].iter().any(|c| c == id) {
+    cust.mark = epoch;
+    if base > 0 && out.changed[..base].iter().any(|c| **c == *cust.id) {
         return;
     }
-    out.changed.push(id.to_string());
+    out.changed.push(cust.id.to_string());
 }
 
 impl Engine {
@@ -854,15 +888,15 @@ impl Engine {
             bound,
             interner,
             known,
-            index: FxHashMap::default(),
+            index: hashbrown::HashTable::new(),
             slots: Vec::new(),
-            marks: Vec::new(),
             free: Vec::new(),
             timers: BTreeSet::new(),
             seq: 0,
             clock: DateTime::<Utc>::MIN_UTC,
             epoch: 0,
             changed_base: 0,
+            changed_len: 0,
         }
     }
 
@@ -888,17 +922,37 @@ impl Engine {
         }
     }
 
+    /// Starts a call. A caller that accumulates several calls into one `Effects` (a Kafka
+    /// transaction) keeps the same epoch, so `changed` stays free of repeats without scanning it;
+    /// a cleared (or unknown) `Effects` starts a new epoch.
     fn begin(&mut self, out: &Effects) {
-        self.epoch += 1;
+        if !out.changed.is_empty() && out.changed.len() == self.changed_len {
+            // Same accumulation: marks of this epoch stay valid, and so does `changed_base`.
+            return;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // Wrapped: forget old marks so none is mistaken for this call's.
+            for c in self.slots.iter_mut().flatten() {
+                c.mark = 0;
+            }
+            self.epoch = 1;
+        }
         self.changed_base = out.changed.len();
     }
 
+    fn find_slot(&self, id: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_id(id), |&s| slot_id(slots, s) == id)
+            .copied()
+    }
+
     fn slot_for(&mut self, id: &str) -> u32 {
-        if let Some(&s) = self.index.get(id) {
+        if let Some(s) = self.find_slot(id) {
             return s;
         }
-        let id: Arc<str> = id.into();
-        let cust = Customer::new(id.clone());
+        let cust = Customer::new(id.into());
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(cust);
@@ -906,11 +960,12 @@ impl Engine {
             }
             None => {
                 self.slots.push(Some(cust));
-                self.marks.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(id, slot);
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash_id(id), slot, |&s| hash_id(slot_id(slots, s)));
         slot
     }
 
@@ -929,14 +984,7 @@ impl Engine {
             out.decisions.push(d);
         } else {
             cust.remember(h);
-            mark(
-                &mut self.marks,
-                self.epoch,
-                self.changed_base,
-                slot,
-                &cust.id,
-                out,
-            );
+            mark(&mut cust, self.epoch, self.changed_base, out);
             let mut ctx = Ctx {
                 b: &self.bound,
                 timers: &mut self.timers,
@@ -949,6 +997,7 @@ impl Engine {
             ctx.handle_event(&mut cust, event);
         }
         self.slots[slot as usize] = Some(cust);
+        self.changed_len = out.changed.len();
     }
 
     /// Earliest pending timer, if any.
@@ -979,14 +1028,7 @@ impl Engine {
                 let Wait::Timer { kind, .. } = cust.rest.instances[pos].wait else {
                     unreachable!("matched above")
                 };
-                mark(
-                    &mut self.marks,
-                    self.epoch,
-                    self.changed_base,
-                    slot,
-                    &cust.id,
-                    out,
-                );
+                mark(&mut cust, self.epoch, self.changed_base, out);
                 let mut ctx = Ctx {
                     b: &self.bound,
                     timers: &mut self.timers,
@@ -1003,10 +1045,11 @@ impl Engine {
         if now > self.clock {
             self.clock = now;
         }
+        self.changed_len = out.changed.len();
     }
 
     fn customer(&self, id: &str) -> Option<&Customer> {
-        let &s = self.index.get(id)?;
+        let s = self.find_slot(id)?;
         self.slots[s as usize].as_ref()
     }
 
@@ -1027,7 +1070,7 @@ impl Engine {
                 .iter()
                 .map(|(ch, g)| (i.name(*ch).to_string(), *g))
                 .collect(),
-            dedupe: c.dedupe.clone(),
+            dedupe: c.dedupe_ids().to_vec(),
             dedupe_pos: c.dedupe_pos,
             last_entry: c
                 .rest
@@ -1106,7 +1149,7 @@ impl Engine {
                 if k == "timezone" {
                     c.tz = v.as_str().and_then(|s| s.parse().ok());
                 }
-                c.profile.push((k.as_str().into(), pv));
+                c.profile_set(k, pv);
             }
         }
         c.rest.consent = p
@@ -1117,7 +1160,8 @@ impl Engine {
         if p.dedupe.len() > DEDUPE_IDS || p.dedupe_pos as usize >= DEDUPE_IDS.max(1) {
             return Err(bad("dedupe ring"));
         }
-        c.dedupe = p.dedupe.clone();
+        c.dedupe = p.dedupe.clone().into_boxed_slice();
+        c.dedupe_len = p.dedupe.len() as u8;
         c.dedupe_pos = p.dedupe_pos;
         for (j, t) in &p.last_entry {
             c.rest.last_entry.push((self.interner.intern(j), time(*t)?));
@@ -1202,21 +1246,20 @@ impl Engine {
                 Wait::Running => {}
             }
         }
-        let id = self.slots[slot as usize]
-            .as_ref()
-            .expect("slot is live")
-            .id
-            .clone();
-        c.id = id;
         self.slots[slot as usize] = Some(c);
         Ok(())
     }
 
     /// Forgets a customer (a tombstone in the changelog, or a revoked partition).
     pub fn remove_customer(&mut self, customer_id: &str) {
-        let Some(slot) = self.index.remove(customer_id) else {
+        let slots = &self.slots;
+        let Ok(entry) = self
+            .index
+            .find_entry(hash_id(customer_id), |&s| slot_id(slots, s) == customer_id)
+        else {
             return;
         };
+        let (slot, _) = entry.remove();
         if let Some(c) = self.slots[slot as usize].take() {
             for inst in &c.rest.instances {
                 if let Wait::Timer { due, seq, .. } = inst.wait {
@@ -1342,8 +1385,8 @@ impl Engine {
     pub fn customer_bytes(&self, customer_id: &str) -> Option<usize> {
         let c = self.customer(customer_id)?;
         use std::mem::size_of;
-        let mut n = size_of::<Customer>() + c.id.len() + 16;
-        n += c.profile.capacity() * size_of::<(Box<str>, PVal)>();
+        let mut n = size_of::<Customer>() + c.id.len() + size_of::<u32>();
+        n += c.profile.len() * size_of::<(Box<str>, PVal)>();
         for (k, v) in &c.profile {
             n += k.len()
                 + match v {
@@ -1356,7 +1399,7 @@ impl Engine {
             n += size_of::<Rest>();
         }
         n += c.rest.consent.capacity() * size_of::<(u32, bool)>();
-        n += c.dedupe.capacity() * 8;
+        n += c.dedupe.len() * 8;
         n += c.rest.last_entry.capacity() * size_of::<(u32, DateTime<Utc>)>();
         n += c.rest.history.capacity() * size_of::<Hist>();
         n += c

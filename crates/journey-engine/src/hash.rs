@@ -142,9 +142,15 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        // A final avalanche so that the high bits hashbrown uses for control bytes are mixed.
-        let h = self.hash;
-        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+        // A full avalanche (murmur3's fmix64): hashbrown takes the bucket from the low bits and
+        // the control byte from the high bits, and ids that differ only in their last bytes
+        // (`c123456`, `c123457`) must still spread over both.
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -198,6 +204,19 @@ mod tests {
         assert!((800..1200).contains(&held), "{held}");
         let h = hash_fields(&[b"holdout", b"j", b"c7"]);
         assert_eq!(is_holdout("j", "c7", 5000), h % 10_000 < 5000);
+    }
+
+    #[test]
+    fn fx_hasher_spreads_similar_ids_over_low_bits() {
+        use std::hash::Hasher;
+        let buckets: std::collections::HashSet<u64> = (0..4096)
+            .map(|i| {
+                let mut h = FxHasher::default();
+                h.write(format!("c{}", 1_000_000 + i).as_bytes());
+                h.finish() & 0xfff
+            })
+            .collect();
+        assert!(buckets.len() > 2000, "{}", buckets.len());
     }
 
     #[test]

@@ -115,13 +115,19 @@ pub struct Hist {
 /// stays small.
 #[derive(Debug, Clone)]
 pub struct Customer {
-    pub id: Arc<str>,
-    pub profile: Vec<(Box<str>, PVal)>,
+    pub id: Box<str>,
+    /// Exactly sized: profiles change rarely and are read often.
+    pub profile: Box<[(Box<str>, PVal)]>,
     /// Parsed `profile.timezone`, when valid.
     pub tz: Option<Tz>,
+    /// Next slot of the dedupe ring once it is full.
     pub dedupe_pos: u8,
-    /// Ring of xxh3 fingerprints of the last [`DEDUPE_IDS`] event ids.
-    pub dedupe: Vec<u64>,
+    /// Ids remembered so far (up to [`DEDUPE_IDS`]).
+    pub dedupe_len: u8,
+    /// The engine call in which this customer was last reported as changed.
+    pub mark: u32,
+    /// Ring of xxh3 fingerprints of the last [`DEDUPE_IDS`] event ids (grows to that size).
+    pub dedupe: Box<[u64]>,
     pub rest: LazyRest,
 }
 
@@ -171,28 +177,38 @@ impl std::ops::DerefMut for LazyRest {
 }
 
 impl Customer {
-    pub fn new(id: Arc<str>) -> Self {
+    pub fn new(id: Box<str>) -> Self {
         Customer {
             id,
-            profile: Vec::new(),
+            profile: Box::new([]),
             tz: None,
             dedupe_pos: 0,
-            dedupe: Vec::new(),
+            dedupe_len: 0,
+            mark: 0,
+            dedupe: Box::new([]),
             rest: LazyRest::default(),
         }
     }
 
+    /// The remembered event-id fingerprints.
+    pub fn dedupe_ids(&self) -> &[u64] {
+        &self.dedupe[..self.dedupe_len as usize]
+    }
+
     pub fn seen(&self, h: u64) -> bool {
-        self.dedupe.contains(&h)
+        self.dedupe_ids().contains(&h)
     }
 
     pub fn remember(&mut self, h: u64) {
-        if self.dedupe.len() < DEDUPE_IDS {
-            if self.dedupe.len() == self.dedupe.capacity() {
-                let want = (self.dedupe.len() * 2).clamp(4, DEDUPE_IDS);
-                self.dedupe.reserve_exact(want - self.dedupe.len());
+        let len = self.dedupe_len as usize;
+        if len < DEDUPE_IDS {
+            if len == self.dedupe.len() {
+                let mut grown = vec![0u64; (len * 2).clamp(4, DEDUPE_IDS)].into_boxed_slice();
+                grown[..len].copy_from_slice(&self.dedupe[..len]);
+                self.dedupe = grown;
             }
-            self.dedupe.push(h);
+            self.dedupe[len] = h;
+            self.dedupe_len += 1;
         } else {
             self.dedupe[self.dedupe_pos as usize] = h;
             self.dedupe_pos = ((self.dedupe_pos as usize + 1) % DEDUPE_IDS) as u8;
@@ -210,16 +226,20 @@ impl Customer {
         match self.profile.iter_mut().find(|(k, _)| &**k == key) {
             Some(slot) => slot.1 = v,
             None => {
-                // Profiles change rarely and are read often: keep them exactly sized.
-                self.profile.reserve_exact(1);
-                self.profile.push((key.into(), v));
+                let mut p = std::mem::take(&mut self.profile).into_vec();
+                p.reserve_exact(1);
+                p.push((key.into(), v));
+                self.profile = p.into_boxed_slice();
             }
         }
     }
 
     pub fn profile_remove(&mut self, key: &str) {
-        self.profile.retain(|(k, _)| &**k != key);
-        self.profile.shrink_to_fit();
+        if self.profile_get(key).is_some() {
+            let mut p = std::mem::take(&mut self.profile).into_vec();
+            p.retain(|(k, _)| &**k != key);
+            self.profile = p.into_boxed_slice();
+        }
     }
 
     pub fn instance_pos(&self, jid: u32) -> Option<usize> {

@@ -176,6 +176,21 @@ fn changed_lists_each_customer_once() {
     );
     s.event("c1", "noise", "2026-11-23T10:00:00Z", json!({}));
     assert_eq!(s.out.changed, vec!["c1", "c2"]);
+    // Accumulating into an Effects that someone else filled: still no repeats.
+    let mut other = crate::Effects::default();
+    other.changed.push("c2".into());
+    other.changed.push("zz".into());
+    other.changed.push("yy".into());
+    s.until("2026-11-23T12:00:00Z");
+    std::mem::swap(&mut s.out, &mut other);
+    s.event("c2", "noise", "2026-11-23T12:00:00Z", json!({}));
+    s.event("c3", "noise", "2026-11-23T12:00:00Z", json!({}));
+    s.event("c2", "noise", "2026-11-23T12:00:00Z", json!({}));
+    assert_eq!(s.out.changed, vec!["c2", "zz", "yy", "c3"]);
+    // After clearing, customers are reported again.
+    s.out.clear();
+    s.event("c2", "noise", "2026-11-23T12:00:00Z", json!({}));
+    assert_eq!(s.out.changed, vec!["c2"]);
 }
 
 #[test]
