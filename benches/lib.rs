@@ -129,6 +129,14 @@ steps:
 "#,
 ];
 
+/// Whether the bench binary runs as a benchmark (`cargo bench` passes `--bench`) rather than as
+/// a quick check under `cargo test`, which runs bench targets once without it (criterion's test
+/// mode). Benches use their full populations only when measuring, so that `cargo test` stays
+/// fast even though it builds them unoptimised.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 /// Parses [`CONFIG`].
 pub fn config() -> Config {
     parse_config(CONFIG, Path::new("bench-config.yaml"), &[]).expect("bench config is valid")

@@ -30,7 +30,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Customers when measuring; `cargo test` runs this once, unoptimised, with [`N_TEST`].
 const N: usize = 200_000;
+const N_TEST: usize = 2_000;
 
 fn event(n: &mut u64, cust: usize, ty: &str, at: DateTime<Utc>, props: Value) -> Event {
     *n += 1;
@@ -52,6 +54,11 @@ fn live() -> isize {
 }
 
 fn main() {
+    let n = if journeyd_benches::measuring() {
+        N
+    } else {
+        N_TEST
+    };
     let mut engine = Engine::new(catalog());
     let mut out = Effects::default();
     let t0 = DateTime::parse_from_rfc3339("2026-11-23T06:00:00Z")
@@ -61,7 +68,7 @@ fn main() {
     let base = live();
     // Idle: a profile with an email address and a time zone, 40 page views (the dedupe ring
     // full), no journey ever entered.
-    for c in 0..N {
+    for c in 0..n {
         let e = event(
             &mut n,
             c,
@@ -79,13 +86,13 @@ fn main() {
     let idle = live() - base;
     println!(
         "idle customer (profile email+timezone, 32 remembered event ids, no journey): {} bytes",
-        idle / N as isize
+        idle / n as isize
     );
     // Mid-journey: each enters cart_abandonment and waits for its first reminder (one timer,
     // one instance with the kept trigger property, last-entry time).
     let before = live();
     let at = t0 + Duration::minutes(1);
-    for c in 0..N {
+    for c in 0..n {
         let e = event(
             &mut n,
             c,
@@ -99,8 +106,8 @@ fn main() {
     let mid = live() - before;
     println!(
         "mid-journey customer (one instance waiting, one timer): {} bytes ({} more than idle)",
-        (idle + mid) / N as isize,
-        mid / N as isize
+        (idle + mid) / n as isize,
+        mid / n as isize
     );
     println!(
         "customers {}, timers {}, instances {:?}",

@@ -16,7 +16,11 @@
 //!   kill switch applies to every version), or its own version's when the id is gone.
 //! - **Timers** fire with the engine clock at their due time (decisions' `at` and commands'
 //!   `issued_at` are the due time), so `simulate` and `run` produce the same records.
-//!   Timer-driven decisions carry no `event_id`.
+//! - **`event_id`** of a decision about an instance: the event being handled when there is one
+//!   (so `exited`, `goal` and whatever a `wait_for` match runs carry the event that caused
+//!   them); otherwise, for decisions made by a timer firing (waits, `wait_for` timeouts,
+//!   deferred sends, resumes), the instance's trigger event id, as in the decision example of
+//!   events.md.
 //! - **`if_no_channel: exit`**: decision `no_channel`, then `exited` with reason `no_channel`.
 //! - **`completed`** carries no `step_id`; `goal` and `exited` carry the step the customer was at.
 //!   `deferred` names the channel that was chosen. `bad_timezone` carries the rejected value as
@@ -106,7 +110,7 @@ pub struct Engine {
     known: FxHashMap<(String, u32), Arc<CompiledJourney>>,
     /// Customer id -> slot, hashing the id held in the slot (so it is stored once).
     index: hashbrown::HashTable<u32>,
-    slots: Vec<Option<Customer>>,
+    slots: Slots,
     free: Vec<u32>,
     timers: BTreeSet<TKey>,
     seq: u64,
@@ -127,8 +131,72 @@ fn hash_id(id: &str) -> u64 {
     h.finish()
 }
 
-fn slot_id(slots: &[Option<Customer>], s: u32) -> &str {
+fn slot_id(slots: &Slots, s: u32) -> &str {
     slots[s as usize].as_ref().map_or("", |c| &c.id)
+}
+
+/// Slots per chunk of [`Slots`].
+const CHUNK: usize = 4096;
+
+/// Customer records by slot number, in chunks of [`CHUNK`] so that growing never copies the
+/// records and never leaves more than one chunk unused (a single vector doubling would leave up
+/// to half of a large population's record space allocated and unused).
+#[derive(Default)]
+struct Slots {
+    chunks: Vec<Vec<Option<Customer>>>,
+    len: usize,
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, c: Option<Customer>) {
+        if self.chunks.last().is_none_or(|l| l.len() == CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        let last = self.chunks.last_mut().expect("just ensured");
+        if last.len() == last.capacity() {
+            // The first chunk grows gradually (small engines stay small); later ones are
+            // allocated whole once.
+            let add = if self.len < CHUNK {
+                last.len().max(16)
+            } else {
+                CHUNK
+            };
+            last.reserve_exact(add.min(CHUNK - last.len()));
+        }
+        last.push(c);
+        self.len += 1;
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Option<Customer>> {
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Option<Customer>> {
+        self.chunks.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Option<Customer>> {
+        self.chunks.iter_mut().flatten()
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Option<Customer>;
+    #[inline]
+    fn index(&self, i: usize) -> &Option<Customer> {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slots {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Option<Customer> {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
 }
 
 /// Borrowed context of one unit of work (one event, or one timer).
@@ -192,7 +260,9 @@ fn bind(
     }
 }
 
+/// A decision with the common fields set; its strings come from the output's spare buffers.
 fn decision(
+    out: &mut Effects,
     at: DateTime<Utc>,
     cust: &str,
     j: Option<&CompiledJourney>,
@@ -200,8 +270,8 @@ fn decision(
 ) -> Decision {
     Decision {
         at,
-        customer_id: cust.to_string(),
-        journey_id: j.map(|j| j.journey.id.clone()),
+        customer_id: out.spare.string(cust),
+        journey_id: j.map(|j| out.spare.string(&j.journey.id)),
         journey_version: j.map(|j| j.journey.version),
         step_id: None,
         kind,
@@ -215,24 +285,28 @@ fn decision(
 }
 
 impl Ctx<'_> {
-    fn ev_id(&self) -> Option<String> {
-        self.ev.map(|e| e.event_id.clone())
+    /// An owned copy of `s` for output.
+    fn s(&mut self, s: &str) -> String {
+        self.out.spare.string(s)
     }
 
     /// A decision about an instance at a step.
     fn step_decision(
-        &self,
+        &mut self,
         cust: &Customer,
         pos: usize,
         kind: &'static str,
         with_step: bool,
     ) -> Decision {
         let inst = &cust.rest.instances[pos];
-        let mut d = decision(self.now, &cust.id, Some(&inst.journey), kind);
+        let mut d = decision(self.out, self.now, &cust.id, Some(&inst.journey), kind);
         if with_step {
-            d.step_id = Some(inst.journey.journey.steps[inst.step as usize].id.clone());
+            d.step_id = Some(self.s(&inst.journey.journey.steps[inst.step as usize].id));
         }
-        d.event_id = self.ev_id();
+        d.event_id = Some(match self.ev {
+            Some(e) => self.s(&e.event_id),
+            None => self.s(&inst.trigger_event_id),
+        });
         d.holdout = Some(inst.holdout);
         d
     }
@@ -401,9 +475,9 @@ impl Ctx<'_> {
             return;
         }
         let suppressed = |this: &mut Self, reason: &str| {
-            let mut d = decision(this.now, &cust.id, Some(j), "entry_suppressed");
-            d.reason = Some(reason.to_string());
-            d.event_id = Some(ev.event_id.clone());
+            let mut d = decision(this.out, this.now, &cust.id, Some(j), "entry_suppressed");
+            d.reason = Some(this.s(reason));
+            d.event_id = Some(this.s(&ev.event_id));
             this.out.decisions.push(d);
         };
         if jr.status != Status::Active {
@@ -430,8 +504,8 @@ impl Ctx<'_> {
             return suppressed(self, "unless");
         }
         let holdout = hash::is_holdout(&jr.id, &cust.id, jr.entry.holdout.basis_points);
-        let mut d = decision(self.now, &cust.id, Some(j), "entered");
-        d.event_id = Some(ev.event_id.clone());
+        let mut d = decision(self.out, self.now, &cust.id, Some(j), "entered");
+        d.event_id = Some(self.s(&ev.event_id));
         d.holdout = Some(holdout);
         self.out.decisions.push(d);
         match cust.rest.last_entry.iter_mut().find(|e| e.0 == jid) {
@@ -522,7 +596,7 @@ impl Ctx<'_> {
                     match arm {
                         Some(a) => {
                             let mut d = self.step_decision(cust, pos, "split", true);
-                            d.branch = Some(a.name.clone());
+                            d.branch = Some(self.s(&a.name));
                             self.out.decisions.push(d);
                             j.resolve(&a.next)
                         }
@@ -565,8 +639,8 @@ impl Ctx<'_> {
         for name in &send.channels {
             let skip = |this: &mut Self, cust: &Customer, reason: &str| {
                 let mut d = this.step_decision(cust, pos, "skipped_channel", true);
-                d.channel = Some(name.clone());
-                d.reason = Some(reason.to_string());
+                d.channel = Some(this.s(name));
+                d.reason = Some(this.s(reason));
                 this.out.decisions.push(d);
             };
             let Some(ci) = cat.channels.iter().position(|c| c.name == *name) else {
@@ -617,7 +691,7 @@ impl Ctx<'_> {
             self.out.decisions.push(d);
             if send.if_no_channel == IfNoChannel::Exit {
                 let mut d = self.step_decision(cust, pos, "exited", true);
-                d.reason = Some("no_channel".into());
+                d.reason = Some(self.s("no_channel"));
                 self.out.decisions.push(d);
                 self.end_instance(cust, pos);
                 return SendOutcome::Ended;
@@ -629,51 +703,54 @@ impl Ctx<'_> {
         if marketing && ch.quiet_hours && in_window(tz, self.now, cat.quiet.start, cat.quiet.end) {
             let until = next_local(tz, self.now, cat.quiet.end);
             let mut d = self.step_decision(cust, pos, "deferred", true);
-            d.channel = Some(ch.name.clone());
-            d.reason = Some("quiet_hours".into());
+            d.channel = Some(self.s(&ch.name));
+            d.reason = Some(self.s("quiet_hours"));
             d.until = Some(until);
             self.out.decisions.push(d);
             self.set_timer(cust, pos, until, WaitKind::Rerun);
             return SendOutcome::Park;
         }
         let inst = &cust.rest.instances[pos];
-        let mut data = Map::new();
+        let mut data = self.out.spare.map();
         for (k, v) in &send.data {
             match v {
                 journey_spec::DataValue::Literal(l) => {
-                    data.insert(k.clone(), l.clone());
+                    data.insert(self.s(k), l.clone());
                 }
                 journey_spec::DataValue::Path(p) => {
                     if let Some(v) = data_value(p, cust, inst) {
-                        data.insert(k.clone(), v);
+                        data.insert(self.s(k), v);
                     }
                 }
             }
         }
         let step_id = &j.journey.steps[si as usize].id;
+        let mut command_id = self.out.spare.string("");
+        hash::write_command_id(
+            &mut command_id,
+            &cust.id,
+            &j.journey.id,
+            &inst.trigger_event_id,
+            step_id,
+            inst.sends,
+        );
         let command = SendCommand {
-            command_id: hash::command_id(
-                &cust.id,
-                &j.journey.id,
-                &inst.trigger_event_id,
-                step_id,
-                inst.sends,
-            ),
-            customer_id: cust.id.to_string(),
-            channel: ch.name.clone(),
-            topic: ch.topic.clone(),
+            command_id,
+            customer_id: self.s(&cust.id),
+            channel: self.s(&ch.name),
+            topic: self.s(&ch.topic),
             address,
-            template: send.template.clone(),
+            template: self.s(&send.template),
             data,
-            journey_id: j.journey.id.clone(),
+            journey_id: self.s(&j.journey.id),
             journey_version: j.journey.version,
-            step_id: step_id.clone(),
-            trigger_event_id: inst.trigger_event_id.to_string(),
+            step_id: self.s(step_id),
+            trigger_event_id: self.s(&inst.trigger_event_id),
             issued_at: self.now,
         };
         self.out.commands.push(command);
         let mut d = self.step_decision(cust, pos, "sent", true);
-        d.channel = Some(ch.name.clone());
+        d.channel = Some(self.s(&ch.name));
         self.out.decisions.push(d);
         cust.rest.instances[pos].sends += 1;
         if marketing {
@@ -722,10 +799,25 @@ impl Ctx<'_> {
         }
         let mut ended: Vec<u32> = Vec::new();
         if !cust.rest.instances.is_empty() {
-            let order: Vec<u32> = cust.rest.instances.iter().map(|i| i.jid).collect();
-            for jid in order {
-                if let Some(pos) = cust.instance_pos(jid) {
-                    self.on_instance_event(cust, pos, ev, &mut ended);
+            // The ids up front: handling one instance may end it (or another) and shift the
+            // list. A customer is in few journeys at once, so they fit on the stack.
+            let mut order = [0u32; 16];
+            let n = cust.rest.instances.len();
+            if n <= order.len() {
+                for (o, i) in order.iter_mut().zip(&cust.rest.instances) {
+                    *o = i.jid;
+                }
+                for &jid in &order[..n] {
+                    if let Some(pos) = cust.instance_pos(jid) {
+                        self.on_instance_event(cust, pos, ev, &mut ended);
+                    }
+                }
+            } else {
+                let order: Vec<u32> = cust.rest.instances.iter().map(|i| i.jid).collect();
+                for jid in order {
+                    if let Some(pos) = cust.instance_pos(jid) {
+                        self.on_instance_event(cust, pos, ev, &mut ended);
+                    }
                 }
             }
         }
@@ -745,7 +837,7 @@ impl Ctx<'_> {
                     cust.rest.history.push(Hist {
                         ty: info.ty,
                         ever: false,
-                        times: Vec::new(),
+                        times: Default::default(),
                     });
                     cust.rest.history.last_mut().expect("just pushed")
                 }
@@ -772,12 +864,12 @@ impl Ctx<'_> {
                 match v.as_str().and_then(|s| s.parse::<chrono_tz::Tz>().ok()) {
                     Some(tz) => cust.tz = Some(tz),
                     None => {
-                        let mut d = decision(self.now, &cust.id, None, "bad_timezone");
+                        let mut d = decision(self.out, self.now, &cust.id, None, "bad_timezone");
                         d.reason = Some(match v.as_str() {
-                            Some(s) => s.to_string(),
+                            Some(s) => self.s(s),
                             None => v.to_string(),
                         });
-                        d.event_id = self.ev_id();
+                        d.event_id = Some(self.s(&ev.event_id));
                         self.out.decisions.push(d);
                         continue;
                     }
@@ -820,7 +912,9 @@ impl Instance {
 
 /// Inserts an instance keeping (priority desc, journey id) order; returns its position.
 fn insert_sorted(cust: &mut Customer, inst: Instance) -> usize {
-    let key = |i: &Instance| (-i.journey.journey.priority, i.journey.journey.id.clone());
+    fn key(i: &Instance) -> (i64, &str) {
+        (-i.journey.journey.priority, i.journey.journey.id.as_str())
+    }
     let k = key(&inst);
     let pos = cust
         .rest
@@ -875,7 +969,8 @@ fn mark(cust: &mut Customer, epoch: u32, base: usize, out: &mut Effects) {
     if base > 0 && out.changed[..base].iter().any(|c| **c == *cust.id) {
         return;
     }
-    out.changed.push(cust.id.to_string());
+    let id = out.spare.string(&cust.id);
+    out.changed.push(id);
 }
 
 impl Engine {
@@ -889,7 +984,7 @@ impl Engine {
             interner,
             known,
             index: hashbrown::HashTable::new(),
-            slots: Vec::new(),
+            slots: Slots::default(),
             free: Vec::new(),
             timers: BTreeSet::new(),
             seq: 0,
@@ -949,7 +1044,9 @@ impl Engine {
     }
 
     fn slot_for(&mut self, id: &str) -> u32 {
-        if let Some(s) = self.find_slot(id) {
+        let h = hash_id(id);
+        let slots = &self.slots;
+        if let Some(&s) = self.index.find(h, |&s| slot_id(slots, s) == id) {
             return s;
         }
         let cust = Customer::new(id.into());
@@ -965,7 +1062,7 @@ impl Engine {
         };
         let slots = &self.slots;
         self.index
-            .insert_unique(hash_id(id), slot, |&s| hash_id(slot_id(slots, s)));
+            .insert_unique(h, slot, |&s| hash_id(slot_id(slots, s)));
         slot
     }
 
@@ -979,8 +1076,8 @@ impl Engine {
         let mut cust = self.slots[slot as usize].take().expect("slot is live");
         let h = hash::event_id_hash(&event.event_id);
         if cust.seen(h) {
-            let mut d = decision(now, &cust.id, None, "duplicate_event");
-            d.event_id = Some(event.event_id.clone());
+            let mut d = decision(out, now, &cust.id, None, "duplicate_event");
+            d.event_id = Some(out.spare.string(&event.event_id));
             out.decisions.push(d);
         } else {
             cust.remember(h);
@@ -1160,9 +1257,7 @@ impl Engine {
         if p.dedupe.len() > DEDUPE_IDS || p.dedupe_pos as usize >= DEDUPE_IDS.max(1) {
             return Err(bad("dedupe ring"));
         }
-        c.dedupe = p.dedupe.clone().into_boxed_slice();
-        c.dedupe_len = p.dedupe.len() as u8;
-        c.dedupe_pos = p.dedupe_pos;
+        c.set_dedupe(&p.dedupe, p.dedupe_pos);
         for (j, t) in &p.last_entry {
             c.rest.last_entry.push((self.interner.intern(j), time(*t)?));
         }
@@ -1385,7 +1480,7 @@ impl Engine {
     pub fn customer_bytes(&self, customer_id: &str) -> Option<usize> {
         let c = self.customer(customer_id)?;
         use std::mem::size_of;
-        let mut n = size_of::<Customer>() + c.id.len() + size_of::<u32>();
+        let mut n = size_of::<Customer>() + c.id.heap_len() + size_of::<u32>();
         n += c.profile.len() * size_of::<(Box<str>, PVal)>();
         for (k, v) in &c.profile {
             n += k.len()
@@ -1398,18 +1493,18 @@ impl Engine {
         if c.rest.is_allocated() {
             n += size_of::<Rest>();
         }
-        n += c.rest.consent.capacity() * size_of::<(u32, bool)>();
-        n += c.dedupe.len() * 8;
-        n += c.rest.last_entry.capacity() * size_of::<(u32, DateTime<Utc>)>();
-        n += c.rest.history.capacity() * size_of::<Hist>();
+        n += heap_of(&c.rest.consent);
+        n += c.dedupe_bytes();
+        n += heap_of(&c.rest.last_entry);
+        n += heap_of(&c.rest.history);
         n += c
             .rest
             .history
             .iter()
-            .map(|h| h.times.capacity() * 12)
+            .map(|h| heap_of(&h.times))
             .sum::<usize>();
-        n += c.rest.sent.capacity() * size_of::<(DateTime<Utc>, u32)>();
-        n += c.rest.instances.capacity() * size_of::<Instance>();
+        n += heap_of(&c.rest.sent);
+        n += heap_of(&c.rest.instances);
         for i in &c.rest.instances {
             n += i.trigger_event_id.len();
             n += i
@@ -1419,6 +1514,15 @@ impl Engine {
                 .sum::<usize>();
         }
         Some(n)
+    }
+}
+
+/// Heap bytes of a list that keeps its first elements inline (zero while they fit).
+fn heap_of<A: smallvec::Array>(v: &smallvec::SmallVec<A>) -> usize {
+    if v.spilled() {
+        v.capacity() * std::mem::size_of::<A::Item>()
+    } else {
+        0
     }
 }
 

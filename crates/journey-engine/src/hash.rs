@@ -69,6 +69,40 @@ pub fn command_id(
     format!("{h:016x}")
 }
 
+/// Appends the command id (see module doc) to `out` as 16 lowercase hex digits, without
+/// allocating.
+pub fn write_command_id(
+    out: &mut String,
+    customer_id: &str,
+    journey_id: &str,
+    trigger_event_id: &str,
+    step_id: &str,
+    counter: u32,
+) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = counter;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let h = hash_fields(&[
+        customer_id.as_bytes(),
+        journey_id.as_bytes(),
+        trigger_event_id.as_bytes(),
+        step_id.as_bytes(),
+        &digits[at..],
+    ]);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..16).rev() {
+        out.push(HEX[((h >> (i * 4)) & 0xf) as usize] as char);
+    }
+}
+
 /// Whether the customer is in the journey's control group (see module doc).
 pub fn is_holdout(journey_id: &str, customer_id: &str, basis_points: u32) -> bool {
     if basis_points == 0 {
@@ -182,6 +216,15 @@ mod tests {
         // The exact specified function.
         let expected = xxh3_64_with_seed(b"c1\x1fj\x1fe1\x1fs\x1f0", SEED);
         assert_eq!(a, format!("{expected:016x}"));
+    }
+
+    #[test]
+    fn written_command_id_equals_the_formatted_one() {
+        for (n, c) in [(0u32, "c1"), (7, "c-42"), (10, "x"), (123_456, "y"), (u32::MAX, "z")] {
+            let mut s = String::from("keep:");
+            write_command_id(&mut s, c, "j", "e1", "s", n);
+            assert_eq!(s, format!("keep:{}", command_id(c, "j", "e1", "s", n)));
+        }
     }
 
     #[test]

@@ -105,13 +105,25 @@ pub struct Effects {
     pub decisions: Vec<Decision>,
     /// Customers whose persisted state changed (each at most once), in first-change order.
     pub changed: Vec<String>,
+    /// Buffers of cleared effects, reused by the engine for the next ones.
+    spare: output::Spare,
 }
 
 impl Effects {
+    /// Empties the lists. The string and map buffers of the cleared records are kept (up to a
+    /// bound) and reused by the next engine calls, so a caller that clears after producing
+    /// saves most of the per-record allocation.
     pub fn clear(&mut self) {
-        self.commands.clear();
-        self.decisions.clear();
-        self.changed.clear();
+        let spare = &mut self.spare;
+        for c in self.commands.drain(..) {
+            spare.recycle_command(c);
+        }
+        for d in self.decisions.drain(..) {
+            spare.recycle_decision(d);
+        }
+        for s in self.changed.drain(..) {
+            spare.put(s);
+        }
     }
 }
 

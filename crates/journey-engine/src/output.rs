@@ -3,7 +3,94 @@
 
 use crate::{Decision, SendCommand};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
 use std::fmt::Write;
+
+/// Most spare strings kept; bounds what a burst of large effects leaves behind (with
+/// [`SPARE_STRING_CAP`], at most 4 MiB), while covering the records of a few thousand events
+/// accumulated between two clears.
+const SPARE_STRINGS: usize = 65_536;
+/// Most spare data maps kept.
+const SPARE_MAPS: usize = 1024;
+/// Larger buffers are freed rather than kept (the engine's strings are ids and names).
+const SPARE_STRING_CAP: usize = 64;
+
+/// Buffers of cleared [`crate::Effects`] records. The engine takes its output strings and maps
+/// from here, which turns most allocations of a steady stream of calls into copies.
+#[derive(Default, Clone)]
+pub(crate) struct Spare {
+    strings: Vec<String>,
+    maps: Vec<Map<String, Value>>,
+}
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spare")
+            .field("strings", &self.strings.len())
+            .field("maps", &self.maps.len())
+            .finish()
+    }
+}
+
+impl Spare {
+    pub(crate) fn put(&mut self, s: String) {
+        let cap = s.capacity();
+        if cap > 0 && cap <= SPARE_STRING_CAP && self.strings.len() < SPARE_STRINGS {
+            self.strings.push(s);
+        }
+    }
+
+    fn put_opt(&mut self, s: Option<String>) {
+        if let Some(s) = s {
+            self.put(s);
+        }
+    }
+
+    /// An owned copy of `v`, in a reused buffer when one is spare.
+    #[inline]
+    pub(crate) fn string(&mut self, v: &str) -> String {
+        match self.strings.pop() {
+            Some(mut s) => {
+                s.clear();
+                s.push_str(v);
+                s
+            }
+            None => v.to_owned(),
+        }
+    }
+
+    /// An empty map, reused when one is spare.
+    pub(crate) fn map(&mut self) -> Map<String, Value> {
+        self.maps.pop().unwrap_or_default()
+    }
+
+    pub(crate) fn recycle_decision(&mut self, d: Decision) {
+        self.put(d.customer_id);
+        self.put_opt(d.journey_id);
+        self.put_opt(d.step_id);
+        self.put_opt(d.channel);
+        self.put_opt(d.reason);
+        self.put_opt(d.event_id);
+        self.put_opt(d.branch);
+    }
+
+    pub(crate) fn recycle_command(&mut self, c: SendCommand) {
+        self.put(c.command_id);
+        self.put(c.customer_id);
+        self.put(c.channel);
+        self.put(c.topic);
+        self.put(c.address);
+        self.put(c.template);
+        self.put(c.journey_id);
+        self.put(c.step_id);
+        self.put(c.trigger_event_id);
+        let mut data = c.data;
+        if self.maps.len() < SPARE_MAPS && data.len() <= 64 {
+            data.clear();
+            self.maps.push(data);
+        }
+    }
+}
 
 /// Formats an engine timestamp the way every output does.
 pub fn format_time(t: DateTime<Utc>) -> String {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// Version of the persisted format.
@@ -51,6 +52,70 @@ impl PVal {
             PVal::Str(s) => s.to_string(),
             other => other.to_value().to_string(),
         }
+    }
+}
+
+/// Longest customer id kept inline in [`CustomerId`].
+pub const INLINE_ID: usize = 22;
+
+/// A customer id, stored inline when it is short (as ids usually are) so that comparing it
+/// while looking a customer up reads the customer record only, not a second allocation.
+#[derive(Clone)]
+pub struct CustomerId(IdRepr);
+
+#[derive(Clone)]
+enum IdRepr {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
+
+impl CustomerId {
+    pub fn new(id: &str) -> Self {
+        if id.len() <= INLINE_ID {
+            let mut bytes = [0u8; INLINE_ID];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            CustomerId(IdRepr::Inline {
+                len: id.len() as u8,
+                bytes,
+            })
+        } else {
+            CustomerId(IdRepr::Heap(id.into()))
+        }
+    }
+
+    /// Heap bytes held beyond the inline representation.
+    pub fn heap_len(&self) -> usize {
+        match &self.0 {
+            IdRepr::Inline { .. } => 0,
+            IdRepr::Heap(b) => b.len(),
+        }
+    }
+}
+
+impl std::ops::Deref for CustomerId {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => {
+                let b = &bytes[..*len as usize];
+                // SAFETY: `bytes[..len]` is a copy of a whole `&str` (see `new`), so valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(b) }
+            }
+            IdRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for CustomerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl From<&str> for CustomerId {
+    fn from(s: &str) -> Self {
+        CustomerId::new(s)
     }
 }
 
@@ -107,7 +172,8 @@ pub struct Instance {
 pub struct Hist {
     pub ty: u32,
     pub ever: bool,
-    pub times: Vec<DateTime<Utc>>,
+    /// Inline up to two: most windows hold few events.
+    pub times: SmallVec<[DateTime<Utc>; 2]>,
 }
 
 /// Everything the engine knows about one customer. What only some customers have (consent
@@ -115,7 +181,7 @@ pub struct Hist {
 /// stays small.
 #[derive(Debug, Clone)]
 pub struct Customer {
-    pub id: Box<str>,
+    pub id: CustomerId,
     /// Exactly sized: profiles change rarely and are read often.
     pub profile: Box<[(Box<str>, PVal)]>,
     /// Parsed `profile.timezone`, when valid.
@@ -126,32 +192,45 @@ pub struct Customer {
     pub dedupe_len: u8,
     /// The engine call in which this customer was last reported as changed.
     pub mark: u32,
+    /// The top byte of each fingerprint in `dedupe`, same positions. Kept in the record so that
+    /// checking an event id that is new (nearly always) reads no other memory: the ring is
+    /// read only for the few slots whose tag matches.
+    tags: [u8; DEDUPE_IDS],
     /// Ring of xxh3 fingerprints of the last [`DEDUPE_IDS`] event ids (grows to that size).
-    pub dedupe: Box<[u64]>,
+    dedupe: Box<[u64]>,
     pub rest: LazyRest,
 }
 
-/// The less common parts of a customer's state.
+/// The less common parts of a customer's state. The lists keep their first elements inline
+/// (a customer is in one or two journeys, has consent records for a channel or two, ...), so
+/// that handling an event for a customer in a journey reads this one allocation rather than one
+/// per list.
 #[derive(Debug, Clone, Default)]
 pub struct Rest {
     /// (interned channel, granted) for channels with an explicit consent update.
-    pub consent: Vec<(u32, bool)>,
+    pub consent: SmallVec<[(u32, bool); 3]>,
     /// (interned journey id, last entry).
-    pub last_entry: Vec<(u32, DateTime<Utc>)>,
-    pub history: Vec<Hist>,
+    pub last_entry: SmallVec<[(u32, DateTime<Utc>); 2]>,
+    pub history: SmallVec<[Hist; 1]>,
     /// Sent marketing messages (time, interned channel), pruned by the longest cap window.
-    pub sent: Vec<(DateTime<Utc>, u32)>,
+    pub sent: SmallVec<[(DateTime<Utc>, u32); 2]>,
     /// In handling order: priority desc, then journey id.
-    pub instances: Vec<Instance>,
+    pub instances: SmallVec<[Instance; 1]>,
 }
 
 static EMPTY_REST: Rest = Rest {
-    consent: Vec::new(),
-    last_entry: Vec::new(),
-    history: Vec::new(),
-    sent: Vec::new(),
-    instances: Vec::new(),
+    consent: SmallVec::new_const(),
+    last_entry: SmallVec::new_const(),
+    history: SmallVec::new_const(),
+    sent: SmallVec::new_const(),
+    instances: SmallVec::new_const(),
 };
+
+/// The dedupe tag of a fingerprint: its top byte.
+#[inline]
+fn tag_of(h: u64) -> u8 {
+    (h >> 56) as u8
+}
 
 /// A [`Rest`] allocated on first write; reads of an unallocated one see empty lists.
 #[derive(Debug, Clone, Default)]
@@ -177,7 +256,7 @@ impl std::ops::DerefMut for LazyRest {
 }
 
 impl Customer {
-    pub fn new(id: Box<str>) -> Self {
+    pub fn new(id: CustomerId) -> Self {
         Customer {
             id,
             profile: Box::new([]),
@@ -185,6 +264,7 @@ impl Customer {
             dedupe_pos: 0,
             dedupe_len: 0,
             mark: 0,
+            tags: [0; DEDUPE_IDS],
             dedupe: Box::new([]),
             rest: LazyRest::default(),
         }
@@ -195,8 +275,27 @@ impl Customer {
         &self.dedupe[..self.dedupe_len as usize]
     }
 
+    /// Whether the fingerprint is among the remembered ones.
+    #[inline]
     pub fn seen(&self, h: u64) -> bool {
-        self.dedupe_ids().contains(&h)
+        let tag = tag_of(h);
+        // A mask of the slots whose tag matches (written to vectorise), limited to used slots.
+        let mut m: u32 = 0;
+        for (i, &t) in self.tags.iter().enumerate() {
+            m |= ((t == tag) as u32) << i;
+        }
+        let len = self.dedupe_len as u32;
+        if len < 32 {
+            m &= (1u32 << len) - 1;
+        }
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.dedupe[i] == h {
+                return true;
+            }
+            m &= m - 1;
+        }
+        false
     }
 
     pub fn remember(&mut self, h: u64) {
@@ -208,11 +307,31 @@ impl Customer {
                 self.dedupe = grown;
             }
             self.dedupe[len] = h;
+            self.tags[len] = tag_of(h);
             self.dedupe_len += 1;
         } else {
-            self.dedupe[self.dedupe_pos as usize] = h;
-            self.dedupe_pos = ((self.dedupe_pos as usize + 1) % DEDUPE_IDS) as u8;
+            let at = self.dedupe_pos as usize;
+            self.dedupe[at] = h;
+            self.tags[at] = tag_of(h);
+            self.dedupe_pos = ((at + 1) % DEDUPE_IDS) as u8;
         }
+    }
+
+    /// Restores a persisted ring (`ids.len() <= DEDUPE_IDS`, `pos < DEDUPE_IDS`).
+    pub fn set_dedupe(&mut self, ids: &[u64], pos: u8) {
+        debug_assert!(ids.len() <= DEDUPE_IDS);
+        self.dedupe = ids.into();
+        self.dedupe_len = ids.len() as u8;
+        self.dedupe_pos = pos;
+        self.tags = [0; DEDUPE_IDS];
+        for (t, &h) in self.tags.iter_mut().zip(ids) {
+            *t = tag_of(h);
+        }
+    }
+
+    /// Heap bytes of the dedupe ring.
+    pub fn dedupe_bytes(&self) -> usize {
+        self.dedupe.len() * 8
     }
 
     pub fn profile_get(&self, key: &str) -> Option<&PVal> {
@@ -315,5 +434,48 @@ pub fn decode(bytes: &[u8]) -> Result<Persisted, String> {
         None => Err("empty value".into()),
         Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
         Some((v, _)) => Err(format!("unknown state format {v} (expected {FORMAT})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_ring_remembers_the_last_ids_and_tag_collisions_are_told_apart() {
+        let mut c = Customer::new(CustomerId::new("c"));
+        // Same top byte (tag), different fingerprints.
+        let same_tag = |i: u64| (0xab << 56) | i;
+        assert!(!c.seen(same_tag(1)));
+        c.remember(same_tag(1));
+        assert!(c.seen(same_tag(1)));
+        assert!(!c.seen(same_tag(2)));
+        for i in 2..=40 {
+            c.remember(same_tag(i));
+        }
+        // 40 remembered, the ring keeps the last 32: 9..=40.
+        assert!((1..=8).all(|i| !c.seen(same_tag(i))));
+        assert!((9..=40).all(|i| c.seen(same_tag(i))));
+        assert!(!c.seen(0));
+        // A restored ring answers alike.
+        let mut d = Customer::new(CustomerId::new("d"));
+        d.set_dedupe(c.dedupe_ids(), c.dedupe_pos);
+        assert!((9..=40).all(|i| d.seen(same_tag(i))));
+        d.remember(7);
+        assert!(d.seen(7) && !d.seen(same_tag(9)) && d.seen(same_tag(10)));
+    }
+
+    #[test]
+    fn short_ids_inline_long_ids_boxed() {
+        let short = CustomerId::new("c-42");
+        assert_eq!(&*short, "c-42");
+        assert_eq!(short.heap_len(), 0);
+        let edge = "x".repeat(INLINE_ID);
+        assert_eq!(&*CustomerId::new(&edge), edge);
+        let long = "é".repeat(20);
+        let id = CustomerId::new(&long);
+        assert_eq!(&*id, long);
+        assert_eq!(id.heap_len(), long.len());
+        assert_eq!(&*CustomerId::new(""), "");
     }
 }

@@ -78,7 +78,7 @@ fn enters_waits_and_sends_on_first_channel_left() {
 }
 
 #[test]
-fn timer_decisions_carry_no_event_id_and_event_ones_do() {
+fn timer_decisions_carry_the_trigger_event_id_and_event_ones_the_event() {
     let mut s = Sim::new(vec![cart_journey()]);
     s.event("c1", "profile_updated", "2026-11-23T09:00:00Z", contact());
     let e = s.event(
@@ -90,8 +90,47 @@ fn timer_decisions_carry_no_event_id_and_event_ones_do() {
     assert_eq!(s.out.decisions[0].event_id.as_deref(), Some(e.as_str()));
     s.out.decisions.clear();
     s.until("2026-11-23T11:00:00Z");
-    assert!(s.out.decisions.iter().all(|d| d.event_id.is_none()));
+    assert!(!s.out.decisions.is_empty());
+    assert!(s
+        .out
+        .decisions
+        .iter()
+        .all(|d| d.event_id.as_deref() == Some(e.as_str())));
     assert_eq!(s.out.decisions[0].at, t("2026-11-23T11:00:00Z"));
+}
+
+#[test]
+fn wait_for_decisions_carry_the_matching_event_or_the_trigger_on_timeout() {
+    let mut s = Sim::new(vec![wait_for_journey()]);
+    s.event("a", "profile_updated", "2026-01-01T00:00:00Z", contact());
+    s.event("b", "profile_updated", "2026-01-01T00:00:00Z", contact());
+    s.event("a", "signup", "2026-01-01T10:00:00Z", json!({}));
+    let tb = s.event("b", "signup", "2026-01-01T10:00:00Z", json!({}));
+    s.out.decisions.clear();
+    let click = s.event(
+        "a",
+        "message_clicked",
+        "2026-01-01T12:00:00Z",
+        json!({"campaign": "spring"}),
+    );
+    // The match runs the `thanks` send and completes: both decisions name the click.
+    let kinds: Vec<_> = s.out.decisions.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, vec!["sent", "completed"]);
+    assert!(s
+        .out
+        .decisions
+        .iter()
+        .all(|d| d.event_id.as_deref() == Some(click.as_str())));
+    s.out.decisions.clear();
+    s.until("2026-01-03T00:00:00Z");
+    // The timeout of `b` runs `nudge`: no event is handled, so the trigger's id is carried.
+    let kinds: Vec<_> = s.out.decisions.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, vec!["sent", "completed"]);
+    assert!(s
+        .out
+        .decisions
+        .iter()
+        .all(|d| d.event_id.as_deref() == Some(tb.as_str())));
 }
 
 #[test]

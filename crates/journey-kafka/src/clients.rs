@@ -69,19 +69,23 @@ pub fn producer_properties(kafka: &KafkaConfig, transactional_id: &str) -> Vec<(
     merge(kafka, &defaults, &forced)
 }
 
-/// Properties of the changelog restore consumer: no group (partitions are assigned by hand and
-/// nothing is committed), committed data only, and an end-of-partition signal.
+/// Properties of the changelog restore consumer: partitions are assigned by hand and nothing is
+/// committed, committed data only, and an end-of-partition signal. librdkafka refuses `assign`
+/// without a `group.id`, so it gets one of its own that never joins (no `subscribe`) and never
+/// commits: the service's group is left untouched.
 pub fn restore_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
+    let group = format!("{}.restore", kafka.group_id);
     let forced = [
         ("bootstrap.servers", kafka.bootstrap_servers.as_str()),
+        ("group.id", group.as_str()),
         ("isolation.level", "read_committed"),
         ("enable.auto.commit", "false"),
         ("enable.auto.offset.store", "false"),
         ("enable.partition.eof", "true"),
     ];
     let mut props = merge(kafka, &[], &forced);
-    // A restore consumer never joins the group; a configured group id would only add noise.
-    props.retain(|(k, _)| k != "group.id" && k != "group.instance.id");
+    // A static membership id belongs to the service's group member only.
+    props.retain(|(k, _)| k != "group.instance.id");
     props
 }
 
@@ -170,7 +174,8 @@ mod tests {
     fn consumer_is_read_committed_without_auto_commit() {
         let mut k = kafka();
         k.client.insert("enable.auto.commit".into(), "true".into());
-        k.client.insert("security.protocol".into(), "SASL_SSL".into());
+        k.client
+            .insert("security.protocol".into(), "SASL_SSL".into());
         k.client.insert("auto.offset.reset".into(), "latest".into());
         let p = consumer_properties(&k);
         assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
@@ -182,7 +187,10 @@ mod tests {
             get(&p, "partition.assignment.strategy"),
             Some("cooperative-sticky")
         );
-        assert_eq!(p.iter().filter(|(k, _)| k == "enable.auto.commit").count(), 1);
+        assert_eq!(
+            p.iter().filter(|(k, _)| k == "enable.auto.commit").count(),
+            1
+        );
     }
 
     #[test]
@@ -207,11 +215,13 @@ mod tests {
     }
 
     #[test]
-    fn restore_consumer_has_no_group() {
+    fn restore_consumer_is_outside_the_service_group() {
         let mut k = kafka();
-        k.client.insert("group.id".into(), "other".into());
+        k.client.insert("group.instance.id".into(), "pod-0".into());
         let p = restore_properties(&k);
-        assert_eq!(get(&p, "group.id"), None);
+        assert_eq!(get(&p, "group.id"), Some("journeyd.restore"));
+        assert_eq!(get(&p, "group.instance.id"), None);
+        assert_eq!(get(&p, "enable.auto.commit"), Some("false"));
         assert_eq!(get(&p, "enable.partition.eof"), Some("true"));
         assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
     }

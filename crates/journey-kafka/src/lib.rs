@@ -106,9 +106,8 @@ impl RuntimeError {
     pub fn is_retriable(&self) -> bool {
         use rdkafka::error::KafkaError as K;
         match self {
-            RuntimeError::Kafka(K::ClientConfig(..)) | RuntimeError::Kafka(K::ClientCreation(_)) => {
-                false
-            }
+            RuntimeError::Kafka(K::ClientConfig(..))
+            | RuntimeError::Kafka(K::ClientCreation(_)) => false,
             RuntimeError::Kafka(_)
             | RuntimeError::Producer(_)
             | RuntimeError::Rewind(_)
@@ -248,7 +247,8 @@ async fn reload_loop(
         })
         .and_then(|mut w| {
             use notify::Watcher;
-            w.watch(&watched, notify::RecursiveMode::Recursive).map(|()| w)
+            w.watch(&watched, notify::RecursiveMode::Recursive)
+                .map(|()| w)
         })
     };
     let _watcher = match watcher {
@@ -314,7 +314,10 @@ async fn reload_loop(
                 for d in &diagnostics {
                     tracing::error!("{d}");
                 }
-                tracing::error!(errors = diagnostics.len(), "journeys not reloaded; the running set is kept");
+                tracing::error!(
+                    errors = diagnostics.len(),
+                    "journeys not reloaded; the running set is kept"
+                );
             }
             Err(e) => {
                 metrics.reload(false);
@@ -355,7 +358,10 @@ impl Inspector for WorkerInspector {
         customer_id: String,
     ) -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = self.control.send(Control::Inspect(customer_id, reply)).is_ok();
+        let sent = self
+            .control
+            .send(Control::Inspect(customer_id, reply))
+            .is_ok();
         Box::pin(async move {
             if !sent {
                 return None;

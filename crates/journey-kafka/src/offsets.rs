@@ -30,7 +30,8 @@ impl OffsetBook {
     /// Starts tracking a newly assigned partition whose group offset is `committed` (`None`
     /// when the group has no offset yet, i.e. consumption starts at `auto.offset.reset`).
     pub fn assign(&mut self, topic: &str, partition: i32, committed: Option<i64>) {
-        self.committed.insert((topic.to_owned(), partition), committed);
+        self.committed
+            .insert((topic.to_owned(), partition), committed);
     }
 
     /// Stops tracking a revoked partition.

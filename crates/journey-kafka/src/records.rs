@@ -28,8 +28,9 @@ pub fn plan_outputs(
     state_topic: &str,
     partition: i32,
 ) -> Vec<OutRecord> {
-    let mut out =
-        Vec::with_capacity(effects.commands.len() + effects.decisions.len() + effects.changed.len());
+    let mut out = Vec::with_capacity(
+        effects.commands.len() + effects.decisions.len() + effects.changed.len(),
+    );
     for command in &effects.commands {
         out.push(OutRecord {
             topic: command.topic.clone(),

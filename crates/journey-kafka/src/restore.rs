@@ -128,7 +128,11 @@ pub fn restore_partitions(
             s.seconds = started.elapsed().as_secs_f64();
         }
         if s.undecodable > 0 {
-            tracing::error!(partition = p, undecodable = s.undecodable, "changelog records could not be decoded; those customers start empty");
+            tracing::error!(
+                partition = p,
+                undecodable = s.undecodable,
+                "changelog records could not be decoded; those customers start empty"
+            );
         }
     }
     Ok(stats)

@@ -175,9 +175,7 @@ async fn existing_topics(
 ) -> Result<BTreeMap<String, usize>, TopicError> {
     // Metadata requests block; keep them off the async executor threads.
     let metadata = tokio::task::block_in_place(|| {
-        admin
-            .inner()
-            .fetch_metadata(None, Duration::from_secs(10))
+        admin.inner().fetch_metadata(None, Duration::from_secs(10))
     })?;
     Ok(metadata
         .topics()
@@ -247,8 +245,8 @@ mod tests {
     #[test]
     fn changelog_smaller_than_input_is_refused() {
         let config = config();
-        let err = plan_topics(&config, &existing(&[("events", 6), ("journeyd.state", 3)]))
-            .unwrap_err();
+        let err =
+            plan_topics(&config, &existing(&[("events", 6), ("journeyd.state", 3)])).unwrap_err();
         assert!(matches!(
             err,
             TopicError::StateTooSmall {

@@ -15,7 +15,9 @@ use crate::metrics::Metrics;
 use crate::offsets::{OffsetBook, TopicPartition};
 use crate::records::{DeadLetter, OutRecord};
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -239,11 +241,9 @@ impl Txn {
                 return Err(self.abort("no_group_metadata", metrics));
             };
             let offsets = self.book.pending_list();
-            if let Err(failure) = self.retrying("send offsets", metrics, |p| {
+            self.retrying("send offsets", metrics, |p| {
                 p.send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
-            }) {
-                return Err(failure);
-            }
+            })?;
         }
         self.retrying("commit", metrics, |p| p.commit_transaction(TXN_TIMEOUT))?;
         let seconds = started.elapsed().as_secs_f64();
@@ -422,7 +422,10 @@ impl RuntimeContext {
                 match result {
                     Ok(_) => tracing::debug!("committed transaction before revocation"),
                     Err(failure) => {
-                        tracing::warn!(reason = failure.reason(), "transaction not committed before revocation");
+                        tracing::warn!(
+                            reason = failure.reason(),
+                            "transaction not committed before revocation"
+                        );
                         self.set_failure(failure);
                     }
                 }
@@ -510,7 +513,10 @@ mod tests {
 
     #[test]
     fn abort_labels_are_low_cardinality() {
-        assert_eq!(abort_label("produce to actions.email: queue full"), "produce");
+        assert_eq!(
+            abort_label("produce to actions.email: queue full"),
+            "produce"
+        );
         assert_eq!(abort_label("commit: timed out"), "commit");
         assert_eq!(abort_label("assignment_lost"), "assignment_lost");
         assert_eq!(abort_label("send offsets: coordinator"), "send_offsets");

@@ -20,15 +20,16 @@
 //!    changelog, so state and input position agree again.
 
 use crate::clients::{
-    client_config, consumer_properties, producer_properties, restore_properties,
-    transactional_id,
+    client_config, consumer_properties, producer_properties, restore_properties, transactional_id,
 };
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetBook, TopicPartition};
 use crate::records::{dead_letter_record, plan_outputs, Source};
 use crate::restore::{restore_partitions, RestoreError};
-use crate::txn::{classify, ErrorClass, RebalanceEvent, RuntimeContext, Txn, TxnFailure, TxnProducer};
+use crate::txn::{
+    classify, ErrorClass, RebalanceEvent, RuntimeContext, Txn, TxnFailure, TxnProducer,
+};
 use crate::RuntimeError;
 use chrono::Utc;
 use journey_engine::{parse_event, Catalog, Effects, Engine};
@@ -60,7 +61,10 @@ pub enum Control {
     /// Swap every partition's journey set.
     Reload(Arc<Catalog>),
     /// Look up one customer in whichever partition holds it.
-    Inspect(String, tokio::sync::oneshot::Sender<Option<serde_json::Value>>),
+    Inspect(
+        String,
+        tokio::sync::oneshot::Sender<Option<serde_json::Value>>,
+    ),
 }
 
 /// What the worker thread needs.
@@ -155,7 +159,12 @@ impl<'s> Session<'s> {
             client_config(&consumer_properties(&config.kafka)).create_with_context(context)?;
         let producer = create_producer(&config, &transactional_id)?;
         *consumer.context().txn() = Some(Txn::new(producer, OffsetBook::new()));
-        let topics: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
+        let topics: Vec<&str> = config
+            .kafka
+            .input_topics
+            .iter()
+            .map(String::as_str)
+            .collect();
         consumer.subscribe(&topics)?;
         tracing::info!(
             group = %config.kafka.group_id,
@@ -185,17 +194,27 @@ impl<'s> Session<'s> {
         while !self.setup.cancel.is_cancelled() {
             self.serve_control();
             let wait = self.poll_wait();
-            let polled = self
-                .consumer
-                .poll(wait)
-                .map(|r| r.map(|m| m.detach()));
+            let polled = self.consumer.poll(wait).map(|r| r.map(|m| m.detach()));
             self.handle_rebalance()?;
+            // A transaction that failed inside the rebalance callback: the polled record comes
+            // again after the rewind.
+            if self.recover_if_needed()? {
+                continue;
+            }
             match polled {
                 Some(Ok(msg)) => self.process(msg),
                 Some(Err(e)) => self.consumer_error(e),
                 None => {}
             }
+            // Nothing may be produced from engine state that belongs to an aborted
+            // transaction, so recovery comes before the next step each time.
+            if self.recover_if_needed()? {
+                continue;
+            }
             self.fire_timers();
+            if self.recover_if_needed()? {
+                continue;
+            }
             self.maybe_commit();
             self.recover_if_needed()?;
             if self.last_report.elapsed() >= STATE_REPORT_INTERVAL {
@@ -210,11 +229,20 @@ impl<'s> Session<'s> {
     fn poll_wait(&self) -> Duration {
         let mut wait = MAX_POLL_WAIT;
         let interval = Duration::from_millis(self.setup.config.kafka.commit_interval_ms);
-        if let Some(deadline) = self.consumer.context().txn().as_ref().and_then(|t| t.commit_deadline(interval)) {
+        if let Some(deadline) = self
+            .consumer
+            .context()
+            .txn()
+            .as_ref()
+            .and_then(|t| t.commit_deadline(interval))
+        {
             wait = wait.min(deadline.saturating_duration_since(Instant::now()));
         }
         let now = Utc::now();
         for part in self.partitions.values() {
+            if part.timer_failures >= TIMER_FAILURES_BEFORE_SUSPEND {
+                continue;
+            }
             if let Some(due) = part.engine.next_due() {
                 let until = (due - now).to_std().unwrap_or(Duration::ZERO);
                 wait = wait.min(until);
@@ -319,7 +347,10 @@ impl<'s> Session<'s> {
         }
         let mut attempt = 0u32;
         let result = loop {
-            match self.consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            match self
+                .consumer
+                .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            {
                 Ok(r) => break r,
                 Err(e) if attempt < 5 && !self.setup.cancel.is_cancelled() => {
                     attempt += 1;
@@ -356,7 +387,9 @@ impl<'s> Session<'s> {
         let restored = catch_unwind(AssertUnwindSafe(|| {
             restore_partitions(&props, &topic, partitions, &mut engines, &self.setup.cancel)
         }))
-        .map_err(|_| RuntimeError::Worker("the engine failed while importing the changelog".into()))?;
+        .map_err(|_| {
+            RuntimeError::Worker("the engine failed while importing the changelog".into())
+        })?;
         let stats = match restored {
             Ok(stats) => stats,
             Err(RestoreError::Cancelled) => return Ok(()),
@@ -368,7 +401,12 @@ impl<'s> Session<'s> {
             }
             if let Some(s) = stats.get(&p) {
                 self.setup.metrics.observe_restore(p, s.seconds, s.records);
-                tracing::info!(partition = p, records = s.records, millis = (s.seconds * 1000.0) as u64, "partition restored from changelog");
+                tracing::info!(
+                    partition = p,
+                    records = s.records,
+                    millis = (s.seconds * 1000.0) as u64,
+                    "partition restored from changelog"
+                );
             }
             self.setup.health.partition_ready(p);
         }
@@ -420,7 +458,9 @@ impl<'s> Session<'s> {
                 self.setup.metrics.event_consumed(&topic, "dead_letter");
                 tracing::debug!(partition = p, offset, reason, "dead-lettered input record");
                 let mut guard = ctx.txn();
-                let txn = guard.as_mut().expect("transaction present while the session runs");
+                let txn = guard
+                    .as_mut()
+                    .expect("transaction present while the session runs");
                 txn.record_processed()
                     .and_then(|()| txn.produce_dead_letter(&dl))
             }
@@ -433,10 +473,18 @@ impl<'s> Session<'s> {
                 }));
                 if let Err(panic) = handled {
                     let reason = format!("engine failure on this event: {}", panic_message(&panic));
-                    tracing::error!(partition = p, offset, reason, "the engine failed; the record will be dead-lettered after rewinding");
-                    self.poisoned.insert((topic.clone(), p, offset), reason.clone());
+                    tracing::error!(
+                        partition = p,
+                        offset,
+                        reason,
+                        "the engine failed; the record will be dead-lettered after rewinding"
+                    );
+                    self.poisoned
+                        .insert((topic.clone(), p, offset), reason.clone());
                     let mut guard = ctx.txn();
-                    let txn = guard.as_mut().expect("transaction present while the session runs");
+                    let txn = guard
+                        .as_mut()
+                        .expect("transaction present while the session runs");
                     ctx.set_failure(txn.abort("engine_failure", &self.setup.metrics));
                     return;
                 }
@@ -447,7 +495,11 @@ impl<'s> Session<'s> {
                     &kafka.state_topic,
                     p,
                 );
-                let duplicate = self.effects.decisions.iter().any(|d| d.kind == "duplicate_event");
+                let duplicate = self
+                    .effects
+                    .decisions
+                    .iter()
+                    .any(|d| d.kind == "duplicate_event");
                 self.setup.metrics.commands(&self.effects.commands);
                 self.setup.metrics.decisions(&self.effects.decisions);
                 self.setup
@@ -455,17 +507,20 @@ impl<'s> Session<'s> {
                     .event_consumed(&topic, if duplicate { "duplicate" } else { "processed" });
                 let source_ms = msg.timestamp().to_millis();
                 let mut guard = ctx.txn();
-                let txn = guard.as_mut().expect("transaction present while the session runs");
+                let txn = guard
+                    .as_mut()
+                    .expect("transaction present while the session runs");
                 for _ in &self.effects.commands {
                     txn.command_from(source_ms);
                 }
-                txn.record_processed().and_then(|()| {
-                    outputs.iter().try_for_each(|r| txn.produce(r))
-                })
+                txn.record_processed()
+                    .and_then(|()| outputs.iter().try_for_each(|r| txn.produce(r)))
             }
         };
         let mut guard = ctx.txn();
-        let txn = guard.as_mut().expect("transaction present while the session runs");
+        let txn = guard
+            .as_mut()
+            .expect("transaction present while the session runs");
         match result {
             Ok(()) => txn.book.processed(&topic, p, offset),
             Err(failure) => {
@@ -496,18 +551,30 @@ impl<'s> Session<'s> {
             }
             let _entered = part.span.enter();
             let lateness = (now - due).to_std().unwrap_or(Duration::ZERO);
-            self.setup.metrics.observe_timer_lateness(lateness.as_secs_f64());
+            self.setup
+                .metrics
+                .observe_timer_lateness(lateness.as_secs_f64());
             self.effects.clear();
             let fired = catch_unwind(AssertUnwindSafe(|| {
                 part.engine.fire_due(now, &mut self.effects)
             }));
             let mut guard = ctx.txn();
-            let txn = guard.as_mut().expect("transaction present while the session runs");
+            let txn = guard
+                .as_mut()
+                .expect("transaction present while the session runs");
             if let Err(panic) = fired {
                 part.timer_failures += 1;
-                tracing::error!(partition = *p, failures = part.timer_failures, reason = panic_message(&panic), "the engine failed firing timers");
+                tracing::error!(
+                    partition = *p,
+                    failures = part.timer_failures,
+                    reason = panic_message(&panic),
+                    "the engine failed firing timers"
+                );
                 if part.timer_failures >= TIMER_FAILURES_BEFORE_SUSPEND {
-                    tracing::error!(partition = *p, "timers of this partition are suspended until the next journey reload");
+                    tracing::error!(
+                        partition = *p,
+                        "timers of this partition are suspended until the next journey reload"
+                    );
                 }
                 ctx.set_failure(txn.abort("engine_failure", &self.setup.metrics));
                 return;
@@ -546,14 +613,22 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// After a failed transaction: make state and input position agree again.
-    fn recover_if_needed(&mut self) -> Result<(), RuntimeError> {
+    /// After a failed transaction: make state and input position agree again. Returns whether
+    /// a recovery took place.
+    fn recover_if_needed(&mut self) -> Result<bool, RuntimeError> {
         let Some(failure) = self.consumer.context().take_failure() else {
-            return Ok(());
+            return Ok(false);
         };
-        tracing::warn!(reason = failure.reason(), "transaction failed; rewinding to the last commit");
+        tracing::warn!(
+            reason = failure.reason(),
+            "transaction failed; rewinding to the last commit"
+        );
         if let TxnFailure::Fatal(reason) = &failure {
-            let label = if reason.contains("ence") { "fenced" } else { "fatal" };
+            let label = if reason.to_lowercase().contains("fenced") {
+                "fenced"
+            } else {
+                "fatal"
+            };
             self.setup.metrics.producer_recreated(label);
             let producer = create_producer(&self.setup.config, &self.transactional_id)?;
             if let Some(txn) = self.consumer.context().txn().as_mut() {
@@ -566,7 +641,9 @@ impl<'s> Session<'s> {
             None => TopicPartitionList::new(),
         };
         if rewind.count() > 0 {
-            let result = self.consumer.seek_partitions(rewind, Duration::from_secs(10))?;
+            let result = self
+                .consumer
+                .seek_partitions(rewind, Duration::from_secs(10))?;
             for e in result.elements() {
                 if let Err(err) = e.error() {
                     return Err(RuntimeError::Rewind(format!(
@@ -580,7 +657,7 @@ impl<'s> Session<'s> {
         let owned: Vec<i32> = self.partitions.keys().copied().collect();
         self.restore(&owned)?;
         tracing::info!("ready: partitions {owned:?} restored");
-        Ok(())
+        Ok(true)
     }
 
     /// Refreshes the per-partition gauges.
@@ -589,12 +666,18 @@ impl<'s> Session<'s> {
         for (p, part) in self.partitions.iter_mut() {
             let engine = &part.engine;
             let counts = catch_unwind(AssertUnwindSafe(|| {
-                (engine.customer_count(), engine.pending_timers(), engine.active_instances())
+                (
+                    engine.customer_count(),
+                    engine.pending_timers(),
+                    engine.active_instances(),
+                )
             }));
             let Ok((customers, timers, active)) = counts else {
                 continue;
             };
-            self.setup.metrics.set_partition_state(*p, customers, timers);
+            self.setup
+                .metrics
+                .set_partition_state(*p, customers, timers);
             let mut now_reported = BTreeSet::new();
             for (journey, n) in active {
                 self.setup.metrics.set_active_instances(&journey, *p, n);
@@ -618,7 +701,9 @@ impl<'s> Session<'s> {
                 match txn.commit(group.as_ref(), &self.setup.metrics) {
                     Ok(true) => tracing::info!("committed the open transaction at shutdown"),
                     Ok(false) => {}
-                    Err(f) => tracing::warn!(reason = f.reason(), "open transaction aborted at shutdown"),
+                    Err(f) => {
+                        tracing::warn!(reason = f.reason(), "open transaction aborted at shutdown")
+                    }
                 }
             } else if txn.is_open() {
                 let _ = txn.abort("shutdown after failure", &self.setup.metrics);
