@@ -54,7 +54,7 @@ fn live() -> isize {
 }
 
 fn main() {
-    let n = if journeyd_benches::measuring() {
+    let customers = if journeyd_benches::measuring() {
         N
     } else {
         N_TEST
@@ -68,7 +68,7 @@ fn main() {
     let base = live();
     // Idle: a profile with an email address and a time zone, 40 page views (the dedupe ring
     // full), no journey ever entered.
-    for c in 0..n {
+    for c in 0..customers {
         let e = event(
             &mut n,
             c,
@@ -86,13 +86,13 @@ fn main() {
     let idle = live() - base;
     println!(
         "idle customer (profile email+timezone, 32 remembered event ids, no journey): {} bytes",
-        idle / n as isize
+        idle / customers as isize
     );
     // Mid-journey: each enters cart_abandonment and waits for its first reminder (one timer,
     // one instance with the kept trigger property, last-entry time).
     let before = live();
     let at = t0 + Duration::minutes(1);
-    for c in 0..n {
+    for c in 0..customers {
         let e = event(
             &mut n,
             c,
@@ -106,8 +106,8 @@ fn main() {
     let mid = live() - before;
     println!(
         "mid-journey customer (one instance waiting, one timer): {} bytes ({} more than idle)",
-        (idle + mid) / n as isize,
-        mid / n as isize
+        (idle + mid) / customers as isize,
+        mid / customers as isize
     );
     println!(
         "customers {}, timers {}, instances {:?}",

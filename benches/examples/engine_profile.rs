@@ -13,11 +13,15 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let customers: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("customers"));
-    let events: usize = args.next().map_or(2_000_000, |a| a.parse().expect("events"));
-    let prefill: u64 = args
+    let customers: u64 = args
         .next()
-        .map_or(2 * customers.max(500_000), |a| a.parse().expect("prefill events"));
+        .map_or(1_000_000, |a| a.parse().expect("customers"));
+    let events: usize = args
+        .next()
+        .map_or(2_000_000, |a| a.parse().expect("events"));
+    let prefill: u64 = args.next().map_or(2 * customers.max(500_000), |a| {
+        a.parse().expect("prefill events")
+    });
     let rounds: u32 = args.next().map_or(3, |a| a.parse().expect("rounds"));
     let mut engine = Engine::new(catalog());
     let mut stream = Stream::new(customers, 20);

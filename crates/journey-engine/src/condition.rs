@@ -15,7 +15,7 @@
 //!   `within: W` an earlier event at `t` counts when `t > now - W` (the same half-open window as
 //!   frequency caps).
 
-use crate::state::PVal;
+use crate::state::{InlineStr, PVal};
 use journey_spec::{Condition, Duration, Op, Path, PathRoot};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -57,7 +57,7 @@ pub enum TriggerSrc<'a> {
     /// At entry the trigger is the event being handled.
     Event(&'a str, &'a Map<String, Value>),
     /// Inside an instance: the trigger type and the properties kept at entry.
-    Kept(&'a str, &'a [(Box<str>, Value)]),
+    Kept(&'a str, &'a [(InlineStr, Value)]),
 }
 
 /// Everything a condition can look at.
@@ -65,7 +65,7 @@ pub struct Env<'a> {
     /// The event being evaluated (type, properties), where `event.*` paths are allowed.
     pub event: Option<(&'a str, &'a Map<String, Value>)>,
     pub trigger: Option<TriggerSrc<'a>>,
-    pub profile: &'a [(Box<str>, PVal)],
+    pub profile: &'a [(InlineStr, PVal)],
     /// `did` lookup: (event type, within) -> had it.
     pub did: &'a dyn Fn(&str, Option<Duration>) -> bool,
 }
@@ -306,8 +306,8 @@ mod tests {
     fn paths_and_combinators() {
         let props: Map<String, Value> =
             serde_json::from_value(json!({"cart_value": 59.0, "item": {"sku": "TENT-2"}})).unwrap();
-        let kept: Vec<(Box<str>, Value)> = vec![("cart_value".into(), json!(10))];
-        let profile: Vec<(Box<str>, PVal)> = vec![
+        let kept: Vec<(InlineStr, Value)> = vec![("cart_value".into(), json!(10))];
+        let profile: Vec<(InlineStr, PVal)> = vec![
             ("tier".into(), PVal::Str("vip".into())),
             ("prefs".into(), PVal::Json(Box::new(json!({"lang": "en"})))),
         ];

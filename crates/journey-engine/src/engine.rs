@@ -55,7 +55,6 @@ use crate::{Catalog, Decision, Effects, Event, SendCommand, StateError};
 use chrono::{DateTime, Utc};
 use journey_spec::{Action, Condition, Duration, IfNoChannel, PathRoot, Reentry, Status};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Interns names that repeat across customers.
@@ -101,6 +100,44 @@ struct Bound {
 /// Timer key: (due, seq, customer slot, interned journey id).
 type TKey = (DateTime<Utc>, u64, u32, u32);
 
+/// Pending timers: a min-heap on (due, seq), which fires them in the same order as a sorted
+/// set would, with cheaper inserts (new timers are mostly later than the pending ones, so they
+/// settle near the bottom) and no search on cancel. A cancelled timer stays in the heap until
+/// it comes up and is skipped then: an entry is live only while its instance still waits on
+/// exactly that (due, seq), and seqs are never reused by this engine. `live` counts the
+/// timers not cancelled.
+#[derive(Default)]
+struct Timers {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<TKey>>,
+    live: usize,
+}
+
+impl Timers {
+    fn insert(&mut self, key: TKey) {
+        self.heap.push(std::cmp::Reverse(key));
+        self.live += 1;
+    }
+
+    /// The timer will not fire: its entry is skipped when it comes up.
+    fn cancel(&mut self) {
+        self.live -= 1;
+    }
+}
+
+/// Whether a timer entry is still the one its instance waits on.
+fn timer_is_live(slots: &Slots, key: &TKey) -> bool {
+    let (due, seq, slot, jid) = *key;
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_ref)
+        .is_some_and(|c| {
+            c.rest.instances.iter().any(|i| {
+                i.jid == jid
+                    && matches!(i.wait, Wait::Timer { due: d, seq: s, .. } if d == due && s == seq)
+            })
+        })
+}
+
 /// One engine owns a set of customers (all of them under `simulate`, one partition's under
 /// `run`).
 pub struct Engine {
@@ -112,7 +149,7 @@ pub struct Engine {
     index: hashbrown::HashTable<u32>,
     slots: Slots,
     free: Vec<u32>,
-    timers: BTreeSet<TKey>,
+    timers: Timers,
     seq: u64,
     clock: DateTime<Utc>,
     /// Call counter, to report each changed customer once per call.
@@ -171,6 +208,10 @@ impl Slots {
         self.len += 1;
     }
 
+    fn get(&self, i: usize) -> Option<&Option<Customer>> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
     fn get_mut(&mut self, i: usize) -> Option<&mut Option<Customer>> {
         self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
     }
@@ -202,7 +243,7 @@ impl std::ops::IndexMut<usize> for Slots {
 /// Borrowed context of one unit of work (one event, or one timer).
 struct Ctx<'a> {
     b: &'a Bound,
-    timers: &'a mut BTreeSet<TKey>,
+    timers: &'a mut Timers,
     seq: &'a mut u64,
     slot: u32,
     now: DateTime<Utc>,
@@ -320,8 +361,8 @@ impl Ctx<'_> {
     }
 
     fn cancel_timer(&mut self, inst: &Instance) {
-        if let Wait::Timer { due, seq, .. } = inst.wait {
-            self.timers.remove(&(due, seq, self.slot, inst.jid));
+        if let Wait::Timer { .. } = inst.wait {
+            self.timers.cancel();
         }
     }
 
@@ -460,8 +501,8 @@ impl Ctx<'_> {
     }
 
     fn cancel_timer_key(&mut self, key: Option<(DateTime<Utc>, u64, u32)>) {
-        if let Some((due, seq, jid)) = key {
-            self.timers.remove(&(due, seq, self.slot, jid));
+        if key.is_some() {
+            self.timers.cancel();
         }
     }
 
@@ -515,7 +556,7 @@ impl Ctx<'_> {
                 cust.rest.last_entry.push((jid, self.now));
             }
         }
-        let mut trigger_props: Vec<(Box<str>, Value)> = j
+        let mut trigger_props: Vec<(InlineStr, Value)> = j
             .trigger_keys
             .iter()
             .filter_map(|k| ev.properties.get(k).map(|v| (k.as_str().into(), v.clone())))
@@ -986,7 +1027,7 @@ impl Engine {
             index: hashbrown::HashTable::new(),
             slots: Slots::default(),
             free: Vec::new(),
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
             seq: 0,
             clock: DateTime::<Utc>::MIN_UTC,
             epoch: 0,
@@ -1094,23 +1135,36 @@ impl Engine {
             ctx.handle_event(&mut cust, event);
         }
         self.slots[slot as usize] = Some(cust);
+        self.settle();
         self.changed_len = out.changed.len();
     }
 
     /// Earliest pending timer, if any.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.timers.first().map(|k| k.0)
+        // Every public call ends with `settle`, so the top entry is live.
+        self.timers.heap.peek().map(|k| k.0 .0)
+    }
+
+    /// Drops cancelled entries from the top of the timer heap, so that [`Engine::next_due`]
+    /// names a live timer.
+    fn settle(&mut self) {
+        while let Some(top) = self.timers.heap.peek() {
+            if timer_is_live(&self.slots, &top.0) {
+                break;
+            }
+            self.timers.heap.pop();
+        }
     }
 
     /// Fires every timer due at or before `now`, in due order (ties in the order they were
     /// set). Each fires with the engine clock at its due time.
     pub fn fire_due(&mut self, now: DateTime<Utc>, out: &mut Effects) {
         self.begin(out);
-        while let Some(&key) = self.timers.first() {
+        while let Some(&std::cmp::Reverse(key)) = self.timers.heap.peek() {
             if key.0 > now {
                 break;
             }
-            self.timers.pop_first();
+            self.timers.heap.pop();
             let (due, seq, slot, jid) = key;
             if due > self.clock {
                 self.clock = due;
@@ -1118,10 +1172,13 @@ impl Engine {
             let Some(mut cust) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
                 continue;
             };
+            // A cancelled entry finds no instance waiting on it and is skipped.
             let found = cust.rest.instances.iter().position(|i| {
-                i.jid == jid && matches!(i.wait, Wait::Timer { seq: s, .. } if s == seq)
+                i.jid == jid
+                    && matches!(i.wait, Wait::Timer { due: d, seq: s, .. } if d == due && s == seq)
             });
             if let Some(pos) = found {
+                self.timers.live -= 1;
                 let Wait::Timer { kind, .. } = cust.rest.instances[pos].wait else {
                     unreachable!("matched above")
                 };
@@ -1142,6 +1199,7 @@ impl Engine {
         if now > self.clock {
             self.clock = now;
         }
+        self.settle();
         self.changed_len = out.changed.len();
     }
 
@@ -1357,12 +1415,13 @@ impl Engine {
         let (slot, _) = entry.remove();
         if let Some(c) = self.slots[slot as usize].take() {
             for inst in &c.rest.instances {
-                if let Wait::Timer { due, seq, .. } = inst.wait {
-                    self.timers.remove(&(due, seq, slot, inst.jid));
+                if let Wait::Timer { .. } = inst.wait {
+                    self.timers.cancel();
                 }
             }
         }
         self.free.push(slot);
+        self.settle();
     }
 
     /// Customers held.
@@ -1388,7 +1447,7 @@ impl Engine {
 
     /// Pending timers.
     pub fn pending_timers(&self) -> usize {
-        self.timers.len()
+        self.timers.live
     }
 
     /// A JSON view of one customer: journeys in flight, pending timers, cap counters, consent,
@@ -1481,9 +1540,9 @@ impl Engine {
         let c = self.customer(customer_id)?;
         use std::mem::size_of;
         let mut n = size_of::<Customer>() + c.id.heap_len() + size_of::<u32>();
-        n += c.profile.len() * size_of::<(Box<str>, PVal)>();
+        n += c.profile.len() * size_of::<(InlineStr, PVal)>();
         for (k, v) in &c.profile {
-            n += k.len()
+            n += k.heap_len()
                 + match v {
                     PVal::Str(s) => s.len(),
                     PVal::Json(j) => 64 + j.to_string().len(),
@@ -1510,7 +1569,9 @@ impl Engine {
             n += i
                 .trigger_props
                 .iter()
-                .map(|(k, v)| 48 + k.len() + v.to_string().len())
+                .map(|(k, v)| {
+                    std::mem::size_of::<(InlineStr, Value)>() + k.heap_len() + v.to_string().len()
+                })
                 .sum::<usize>();
         }
         Some(n)

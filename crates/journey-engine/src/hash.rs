@@ -220,7 +220,13 @@ mod tests {
 
     #[test]
     fn written_command_id_equals_the_formatted_one() {
-        for (n, c) in [(0u32, "c1"), (7, "c-42"), (10, "x"), (123_456, "y"), (u32::MAX, "z")] {
+        for (n, c) in [
+            (0u32, "c1"),
+            (7, "c-42"),
+            (10, "x"),
+            (123_456, "y"),
+            (u32::MAX, "z"),
+        ] {
             let mut s = String::from("keep:");
             write_command_id(&mut s, c, "j", "e1", "s", n);
             assert_eq!(s, format!("keep:{}", command_id(c, "j", "e1", "s", n)));

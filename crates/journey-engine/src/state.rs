@@ -4,6 +4,12 @@
 //! interned to `u32` by the engine; the persisted form spells them out so a state survives any
 //! change of configuration or journeys. Persisted bytes: one format byte ([`FORMAT`]) followed by
 //! a postcard encoding of [`Persisted`].
+//!
+//! The in-memory layout is shaped by what one event reads, since with many customers each read
+//! of a different allocation is a cache miss: the [`Customer`] record holds the id and profile
+//! keys inline ([`InlineStr`]) and a tag byte per remembered event id (so the dedupe check of a
+//! new id reads only the record); everything a customer in a journey has beyond that is in one
+//! [`Rest`] allocation whose lists keep their first elements inline.
 
 use crate::catalog::CompiledJourney;
 use chrono::{DateTime, Utc};
@@ -55,13 +61,17 @@ impl PVal {
     }
 }
 
-/// Longest customer id kept inline in [`CustomerId`].
+/// Longest string kept inline in [`InlineStr`].
 pub const INLINE_ID: usize = 22;
 
-/// A customer id, stored inline when it is short (as ids usually are) so that comparing it
-/// while looking a customer up reads the customer record only, not a second allocation.
+/// A string stored inline when it is short (up to [`INLINE_ID`] bytes), boxed otherwise. Used
+/// for customer ids and profile keys, which are compared on every lookup: inline, comparing one
+/// reads the record that holds it, not a second allocation.
 #[derive(Clone)]
-pub struct CustomerId(IdRepr);
+pub struct InlineStr(IdRepr);
+
+/// A customer id.
+pub type CustomerId = InlineStr;
 
 #[derive(Clone)]
 enum IdRepr {
@@ -69,17 +79,17 @@ enum IdRepr {
     Heap(Box<str>),
 }
 
-impl CustomerId {
+impl InlineStr {
     pub fn new(id: &str) -> Self {
         if id.len() <= INLINE_ID {
             let mut bytes = [0u8; INLINE_ID];
             bytes[..id.len()].copy_from_slice(id.as_bytes());
-            CustomerId(IdRepr::Inline {
+            InlineStr(IdRepr::Inline {
                 len: id.len() as u8,
                 bytes,
             })
         } else {
-            CustomerId(IdRepr::Heap(id.into()))
+            InlineStr(IdRepr::Heap(id.into()))
         }
     }
 
@@ -92,7 +102,7 @@ impl CustomerId {
     }
 }
 
-impl std::ops::Deref for CustomerId {
+impl std::ops::Deref for InlineStr {
     type Target = str;
     #[inline]
     fn deref(&self) -> &str {
@@ -107,15 +117,15 @@ impl std::ops::Deref for CustomerId {
     }
 }
 
-impl std::fmt::Debug for CustomerId {
+impl std::fmt::Debug for InlineStr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&**self, f)
     }
 }
 
-impl From<&str> for CustomerId {
+impl From<&str> for InlineStr {
     fn from(s: &str) -> Self {
-        CustomerId::new(s)
+        InlineStr::new(s)
     }
 }
 
@@ -162,8 +172,8 @@ pub struct Instance {
     pub sends: u32,
     pub entered_at: DateTime<Utc>,
     pub trigger_event_id: Box<str>,
-    /// Trigger properties some `trigger.*` path reads.
-    pub trigger_props: Vec<(Box<str>, Value)>,
+    /// Trigger properties some `trigger.*` path reads (keys inline).
+    pub trigger_props: Vec<(InlineStr, Value)>,
     pub wait: Wait,
 }
 
@@ -182,8 +192,9 @@ pub struct Hist {
 #[derive(Debug, Clone)]
 pub struct Customer {
     pub id: CustomerId,
-    /// Exactly sized: profiles change rarely and are read often.
-    pub profile: Box<[(Box<str>, PVal)]>,
+    /// Exactly sized: profiles change rarely and are read often. Keys inline, so a lookup
+    /// reads this one allocation.
+    pub profile: Box<[(InlineStr, PVal)]>,
     /// Parsed `profile.timezone`, when valid.
     pub tz: Option<Tz>,
     /// Next slot of the dedupe ring once it is full.

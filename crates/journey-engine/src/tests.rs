@@ -160,6 +160,25 @@ fn exit_when_cancels_a_pending_wait() {
 }
 
 #[test]
+fn cancelled_timers_neither_count_nor_show_as_next_due() {
+    let mut s = Sim::new(vec![cart_journey()]);
+    let cart = json!({"cart_value": 30});
+    s.event("c1", "cart_updated", "2026-11-23T10:00:00Z", cart.clone());
+    s.event("c2", "cart_updated", "2026-11-23T10:30:00Z", cart);
+    assert_eq!(s.engine.pending_timers(), 2);
+    assert_eq!(s.engine.next_due(), Some(t("2026-11-23T11:00:00Z")));
+    s.event("c1", "order_completed", "2026-11-23T10:40:00Z", json!({}));
+    assert_eq!(s.engine.pending_timers(), 1);
+    assert_eq!(s.engine.next_due(), Some(t("2026-11-23T11:30:00Z")));
+    s.engine.remove_customer("c2");
+    assert_eq!(s.engine.pending_timers(), 0);
+    assert_eq!(s.engine.next_due(), None);
+    s.out.decisions.clear();
+    s.until("2026-11-24T00:00:00Z");
+    assert!(s.out.decisions.is_empty());
+}
+
+#[test]
 fn dedupe_ignores_a_repeated_event_id() {
     let mut s = Sim::new(vec![cart_journey()]);
     s.event_id(
