@@ -110,6 +110,8 @@ type TKey = (DateTime<Utc>, u64, u32, u32);
 struct Timers {
     heap: std::collections::BinaryHeap<std::cmp::Reverse<TKey>>,
     live: usize,
+    /// A timer was cancelled since the top was last checked (it may be the top).
+    cancelled: bool,
 }
 
 impl Timers {
@@ -121,6 +123,7 @@ impl Timers {
     /// The timer will not fire: its entry is skipped when it comes up.
     fn cancel(&mut self) {
         self.live -= 1;
+        self.cancelled = true;
     }
 }
 
@@ -1135,7 +1138,7 @@ impl Engine {
             ctx.handle_event(&mut cust, event);
         }
         self.slots[slot as usize] = Some(cust);
-        self.settle();
+        self.settle(false);
         self.changed_len = out.changed.len();
     }
 
@@ -1146,8 +1149,13 @@ impl Engine {
     }
 
     /// Drops cancelled entries from the top of the timer heap, so that [`Engine::next_due`]
-    /// names a live timer.
-    fn settle(&mut self) {
+    /// names a live timer. The top can only have turned stale through a cancel, or a pop that
+    /// exposed an entry cancelled earlier (`fire_due` passes `popped`).
+    fn settle(&mut self, popped: bool) {
+        if !popped && !self.timers.cancelled {
+            return;
+        }
+        self.timers.cancelled = false;
         while let Some(top) = self.timers.heap.peek() {
             if timer_is_live(&self.slots, &top.0) {
                 break;
@@ -1160,11 +1168,13 @@ impl Engine {
     /// set). Each fires with the engine clock at its due time.
     pub fn fire_due(&mut self, now: DateTime<Utc>, out: &mut Effects) {
         self.begin(out);
+        let mut popped = false;
         while let Some(&std::cmp::Reverse(key)) = self.timers.heap.peek() {
             if key.0 > now {
                 break;
             }
             self.timers.heap.pop();
+            popped = true;
             let (due, seq, slot, jid) = key;
             if due > self.clock {
                 self.clock = due;
@@ -1199,7 +1209,7 @@ impl Engine {
         if now > self.clock {
             self.clock = now;
         }
-        self.settle();
+        self.settle(popped);
         self.changed_len = out.changed.len();
     }
 
@@ -1421,7 +1431,7 @@ impl Engine {
             }
         }
         self.free.push(slot);
-        self.settle();
+        self.settle(false);
     }
 
     /// Customers held.

@@ -343,3 +343,93 @@ async fn events_become_commands_decisions_changelog_and_dead_letters_exactly_onc
         .iter()
         .all(|c| c.partition == commands[0].partition));
 }
+
+/// Sum of a counter family in the registry.
+fn counter_total(metrics: &Metrics, name: &str) -> f64 {
+    metrics
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().value()))
+        .sum()
+}
+
+/// The recovery path of an aborted transaction: abort, rewind, restore, carry on. The mock
+/// cluster keeps no record of aborted transactions, so its read_committed readers (the restore
+/// consumer included) see aborted records too; whether outputs are duplicated can therefore
+/// only be checked against a real broker. What is checked here: the failure is classified as
+/// abortable (not fatal), counted, recovered from in place, and processing continues to a
+/// graceful shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_transaction_is_recovered_in_place() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    for topic in [
+        "events",
+        "actions.email",
+        "journey.decisions",
+        "events.dead_letter",
+        "journeyd.state",
+    ] {
+        mock.create_topic(topic, PARTITIONS, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(&bootstrap, dir.path(), http_port);
+    let profile = event(
+        "e-1",
+        "c-7",
+        "profile_updated",
+        r#"{"email":"c7@example.com"}"#,
+    );
+    let signup = event("e-2", "c-7", "signed_up", "{}");
+    produce(&bootstrap, &[("c-7", &profile), ("c-7", &signup)]);
+
+    // The service's first produce request is refused permanently: its transaction can only be
+    // aborted.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
+    let opts = ServiceOptions {
+        config,
+        config_path: None,
+        metrics: metrics.clone(),
+        health: Health::new(),
+    };
+    let service = tokio::spawn(run_service(opts, shutdown.clone()));
+    // The timer's send comes from a transaction after the recovery.
+    let b = bootstrap.clone();
+    let commands = tokio::task::spawn_blocking(move || {
+        read_until(&b, "actions.email", Duration::from_secs(60), |r| {
+            r.iter().any(|c| json(c)["template"] == "welcome_2")
+        })
+    })
+    .await
+    .unwrap();
+    let aborts = counter_total(&metrics, "journeyd_transaction_aborts_total");
+    let recreated = counter_total(&metrics, "journeyd_producer_recreated_total");
+    shutdown.cancel();
+    service
+        .await
+        .unwrap()
+        .expect("graceful shutdown after recovery");
+    assert!(aborts >= 1.0, "the injected failure aborted a transaction");
+    assert_eq!(recreated, 0.0, "an abortable error keeps the producer");
+    assert!(
+        commands.iter().any(|c| json(c)["template"] == "welcome_2"),
+        "processing continued after the recovery: {commands:?}"
+    );
+}

@@ -13,13 +13,28 @@
 
 use crate::clients::client_config;
 use journey_engine::Engine;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// The restore consumer's context: reaching the end of a partition is the expected outcome
+/// here, not an error worth logging (librdkafka also reports it as a client-wide error).
+struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, "changelog restore consumer: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
 
 /// How one partition's restore went.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +74,9 @@ pub fn restore_partitions(
         source,
     };
     let started = Instant::now();
-    let consumer: BaseConsumer = client_config(props).create().map_err(kafka)?;
+    let consumer: BaseConsumer<RestoreContext> = client_config(props)
+        .create_with_context(RestoreContext)
+        .map_err(kafka)?;
     let mut stats: BTreeMap<i32, RestoreStats> = BTreeMap::new();
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
@@ -177,7 +194,7 @@ pub fn apply(engine: &mut Engine, key: Option<&[u8]>, value: Option<&[u8]>) -> b
 /// Reads a partition's watermarks, retrying while the broker is unreachable. `Err(None)`
 /// means cancelled.
 fn watermarks(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<RestoreContext>,
     topic: &str,
     partition: i32,
     cancel: &CancellationToken,
