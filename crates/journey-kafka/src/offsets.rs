@@ -70,6 +70,25 @@ impl OffsetBook {
         tpl
     }
 
+    /// The offsets to send with a transaction: the pending position of every partition
+    /// processed in it, and the (unchanged) committed position of the others when known.
+    ///
+    /// Sending offsets even for a transaction that only fired timers ties every transaction to
+    /// the group generation (KIP-447): an instance that lost its partitions without noticing
+    /// cannot commit timer output for customers that another instance now owns.
+    pub fn commit_list(&self) -> TopicPartitionList {
+        let mut tpl = self.pending_list();
+        for ((topic, partition), committed) in &self.committed {
+            if let (Some(next), false) = (
+                committed,
+                self.pending.contains_key(&(topic.clone(), *partition)),
+            ) {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        tpl
+    }
+
     /// The transaction committed: the pending positions are now the committed ones.
     pub fn commit(&mut self) {
         for (key, next) in std::mem::take(&mut self.pending) {
@@ -156,6 +175,31 @@ mod tests {
             vec![
                 ("events".to_owned(), 0, Offset::Offset(6)),
                 ("events".to_owned(), 1, Offset::Beginning),
+            ]
+        );
+    }
+
+    #[test]
+    fn commit_list_carries_pending_and_known_committed_positions() {
+        let mut book = OffsetBook::new();
+        book.assign("events", 0, Some(7));
+        book.assign("events", 1, None);
+        book.assign("events", 2, Some(3));
+        assert_eq!(
+            offsets(&book.commit_list()),
+            vec![
+                ("events".to_owned(), 0, Offset::Offset(7)),
+                ("events".to_owned(), 2, Offset::Offset(3)),
+            ]
+        );
+        book.processed("events", 2, 9);
+        let mut list = offsets(&book.commit_list());
+        list.sort_by_key(|(_, p, _)| *p);
+        assert_eq!(
+            list,
+            vec![
+                ("events".to_owned(), 0, Offset::Offset(7)),
+                ("events".to_owned(), 2, Offset::Offset(10)),
             ]
         );
     }

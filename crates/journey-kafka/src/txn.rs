@@ -236,11 +236,13 @@ impl Txn {
             return Ok(false);
         }
         let started = Instant::now();
-        if self.book.has_pending() {
+        // Offsets go with every transaction, also one that only fired timers (see
+        // `OffsetBook::commit_list`); nothing is sent before the group has any offset.
+        let offsets = self.book.commit_list();
+        if offsets.count() > 0 {
             let Some(group) = group else {
                 return Err(self.abort("no_group_metadata", metrics));
             };
-            let offsets = self.book.pending_list();
             self.retrying("send offsets", metrics, |p| {
                 p.send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
             })?;
