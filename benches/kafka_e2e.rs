@@ -501,7 +501,6 @@ fn send(producer: &Plain, topic: &str, key: &str, payload: &str) -> Result<(), K
 /// One record seen by the reader.
 struct Seen {
     at: Instant,
-    topic_index: usize,
     payload: Option<Vec<u8>>,
 }
 
@@ -523,6 +522,7 @@ impl Reader {
         topics: &[String],
         keep: Vec<bool>,
         partitions: i32,
+        from: Offset,
     ) -> Result<Reader, String> {
         let consumer: BaseConsumer = client(
             bootstrap,
@@ -538,7 +538,7 @@ impl Reader {
         let mut tpl = TopicPartitionList::new();
         for t in topics {
             for p in 0..partitions {
-                tpl.add_partition_offset(t, p, Offset::Beginning)
+                tpl.add_partition_offset(t, p, from)
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -574,7 +574,6 @@ impl Reader {
                             if keep[i] {
                                 seen.lock().unwrap().push(Seen {
                                     at,
-                                    topic_index: i,
                                     payload: msg.payload().map(<[u8]>::to_vec),
                                 });
                             }
@@ -1047,6 +1046,7 @@ fn throughput(args: &Args, names: &Names, service: &Service) -> Result<(), Strin
         &topics,
         keep,
         args.partitions,
+        Offset::Beginning,
     )?;
     let offsets = group_reader(&args.bootstrap, &names.group)?;
     let end = input_end(&offsets, &names.events, args.partitions).map_err(|e| e.to_string())?;
@@ -1175,6 +1175,8 @@ fn command_reader(args: &Args, names: &Names, suffix: &str) -> Result<Reader, St
         &topics,
         keep,
         args.partitions,
+        // Only commands of the phase's own events matter: start at the end.
+        Offset::End,
     )
 }
 
@@ -1195,15 +1197,10 @@ fn latency(
         args.rate, args.seconds
     );
     let reader = command_reader(args, names, "b")?;
-    // Skip whatever earlier phases produced: only commands of this phase's events count.
-    let before = Instant::now();
     let sent = steady_load(args, names, producer, generator, 0.0)?;
     settle(service, Duration::from_secs(5));
     let mut latencies = Vec::new();
     for s in reader.take_seen() {
-        if s.at < before {
-            continue;
-        }
         let Some(v) = s
             .payload
             .as_deref()
@@ -1220,7 +1217,6 @@ fn latency(
         if let Some((at, _)) = sent.get(&seq) {
             latencies.push(s.at.saturating_duration_since(*at).as_secs_f64());
         }
-        let _ = s.topic_index;
     }
     summary("event produced -> command visible (read_committed)", latencies);
     let body = service.metrics();
