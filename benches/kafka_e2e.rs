@@ -58,6 +58,7 @@ usage: kafka-e2e-bench [BOOTSTRAP] [options]
   --timer-wait N         seconds the bench journey waits before its send (default 5)
   --timer-share F        share of the timer phase's events that start that journey (default 0.1)
   --commit-interval-ms N kafka.commit_interval_ms of the service (default: the config default)
+  --client KEY=VALUE     librdkafka property for the service's clients (repeatable)
   --phases LIST          comma-separated subset of throughput,latency,timers (default all)
   --repo DIR             repository root holding journeys/ and deploy/ (default: found from
                          the current directory)
@@ -75,6 +76,7 @@ struct Args {
     timer_wait: u64,
     timer_share: f64,
     commit_interval_ms: Option<u64>,
+    client: Vec<(String, String)>,
     phases: Vec<String>,
     repo: PathBuf,
 }
@@ -91,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
         timer_wait: 5,
         timer_share: 0.1,
         commit_interval_ms: None,
+        client: Vec::new(),
         phases: vec!["throughput".into(), "latency".into(), "timers".into()],
         repo: PathBuf::new(),
     };
@@ -115,7 +118,20 @@ fn parse_args() -> Result<Args, String> {
             "--timer-share" => args.timer_share = num(&arg, value(&arg)?)?,
             "--commit-interval-ms" => args.commit_interval_ms = Some(num(&arg, value(&arg)?)?),
             "--phases" => {
-                args.phases = value(&arg)?.split(',').map(|s| s.trim().to_owned()).collect()
+                args.phases = value(&arg)?
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .collect()
+            }
+            "--client" => {
+                let v = value(&arg)?;
+                let (k, v) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--client {v}: expected KEY=VALUE"))?;
+                if k == "bootstrap.servers" {
+                    return Err("--client bootstrap.servers: give BOOTSTRAP instead".into());
+                }
+                args.client.push((k.to_owned(), v.to_owned()));
             }
             "--repo" => repo = Some(PathBuf::from(value(&arg)?)),
             a if a.starts_with('-') => return Err(format!("unknown option {a}\n\n{USAGE}")),
@@ -395,7 +411,11 @@ impl Generator {
             }),
             "consent_updated" => {
                 let channel = ["sms", "email", "push"][self.rng.below(3) as usize];
-                let status = if self.rng.chance(0.8) { "granted" } else { "withdrawn" };
+                let status = if self.rng.chance(0.8) {
+                    "granted"
+                } else {
+                    "withdrawn"
+                };
                 json!({"channel": channel, "status": status})
             }
             "profile_updated" => {
@@ -440,9 +460,8 @@ fn create_input_topic(
     topic: &str,
     partitions: i32,
 ) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client(bootstrap, &[])
-        .create()
-        .map_err(|e| e.to_string())?;
+    let admin: AdminClient<DefaultClientContext> =
+        client(bootstrap, &[]).create().map_err(|e| e.to_string())?;
     let results = rt
         .block_on(admin.create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -546,7 +565,8 @@ impl Reader {
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let counts: Arc<Vec<AtomicU64>> = Arc::new(topics.iter().map(|_| AtomicU64::new(0)).collect());
+        let counts: Arc<Vec<AtomicU64>> =
+            Arc::new(topics.iter().map(|_| AtomicU64::new(0)).collect());
         let last_at = Arc::new(Mutex::new(None));
         let index: HashMap<String, usize> = topics
             .iter()
@@ -675,7 +695,9 @@ fn committed_total(
 fn input_end(consumer: &BaseConsumer, topic: &str, partitions: i32) -> Result<i64, KafkaError> {
     let mut total = 0;
     for p in 0..partitions {
-        total += consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?.1;
+        total += consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(5))?
+            .1;
     }
     Ok(total)
 }
@@ -748,6 +770,58 @@ fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
         prev_count = count;
     }
     None
+}
+
+/// A histogram of the service's `/metrics` as read at one moment.
+struct Snapshot {
+    buckets: Vec<(f64, f64)>,
+    count: f64,
+    sum: f64,
+}
+
+impl Snapshot {
+    fn read(service: &Service, name: &str) -> Snapshot {
+        let (buckets, count, sum) = histogram(&service.metrics(), name);
+        Snapshot {
+            buckets,
+            count,
+            sum,
+        }
+    }
+
+    /// Prints what was observed between `before` and now: count, mean, p50/p99 (interpolated
+    /// within buckets) and the upper bound of the bucket holding the largest observation.
+    fn print_since(service: &Service, name: &str, before: &Snapshot) {
+        let after = Snapshot::read(service, name);
+        let delta: Vec<(f64, f64)> = after
+            .buckets
+            .iter()
+            .map(|(le, c)| {
+                let prev = before
+                    .buckets
+                    .iter()
+                    .find(|(l, _)| l == le)
+                    .map_or(0.0, |(_, p)| *p);
+                (*le, c - prev)
+            })
+            .collect();
+        let n = after.count - before.count;
+        if n <= 0.0 {
+            println!("  {name}: no observations in this phase");
+            return;
+        }
+        println!(
+            "  {name} (this phase, from /metrics): n={} mean={:.1} ms p50~{:.1} ms p99~{:.1} ms max<={} ms",
+            n,
+            (after.sum - before.sum) / n * 1000.0,
+            histogram_quantile(0.5, &delta).unwrap_or(f64::NAN) * 1000.0,
+            histogram_quantile(0.99, &delta).unwrap_or(f64::NAN) * 1000.0,
+            delta
+                .iter()
+                .find(|(_, c)| *c >= n)
+                .map_or("inf".to_owned(), |(le, _)| format!("{:.0}", le * 1000.0)),
+        );
+    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -909,6 +983,9 @@ fn run(args: &Args) -> Result<(), String> {
     if let Some(ms) = args.commit_interval_ms {
         config.kafka.commit_interval_ms = ms;
     }
+    for (k, v) in &args.client {
+        config.kafka.client.insert(k.clone(), v.clone());
+    }
     for (ch, c) in config.channels.iter_mut() {
         c.topic = names.channels[ch].clone();
     }
@@ -987,7 +1064,10 @@ fn print_header(args: &Args, run_id: &str, commit_interval_ms: u64) {
         args.partitions,
         commit_interval_ms,
         cpus,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 }
 
@@ -1028,9 +1108,12 @@ fn output_topics(names: &Names) -> Vec<String> {
 }
 
 fn group_reader(bootstrap: &str, group: &str) -> Result<BaseConsumer, String> {
-    client(bootstrap, &[("group.id", group), ("enable.auto.commit", "false")])
-        .create()
-        .map_err(|e| e.to_string())
+    client(
+        bootstrap,
+        &[("group.id", group), ("enable.auto.commit", "false")],
+    )
+    .create()
+    .map_err(|e| e.to_string())
 }
 
 fn throughput(args: &Args, names: &Names, service: &Service) -> Result<(), String> {
@@ -1089,8 +1172,10 @@ fn throughput(args: &Args, names: &Names, service: &Service) -> Result<(), Strin
     let processing = total.saturating_sub(ready);
     let commands: u64 = (0..channels).map(|i| reader.count(i)).sum();
     println!(
-        "  service ready (group joined, empty changelog restored) after {:.2} s",
-        ready.as_secs_f64()
+        "  service ready (group joined, empty changelog restored) after {:.2} s; input offsets all committed after {:.2} s; last output read after {:.2} s",
+        ready.as_secs_f64(),
+        (committed_at - t0).as_secs_f64(),
+        total.as_secs_f64()
     );
     println!(
         "  all {} events committed and their outputs visible after {:.2} s from start: {:.0} events/s ({:.0} events/s from readiness)",
@@ -1197,6 +1282,12 @@ fn latency(
         args.rate, args.seconds
     );
     let reader = command_reader(args, names, "b")?;
+    let e2c = "journeyd_event_to_command_seconds";
+    let commit = "journeyd_transaction_commit_seconds";
+    let (e2c_before, commit_before) = (
+        Snapshot::read(service, e2c),
+        Snapshot::read(service, commit),
+    );
     let sent = steady_load(args, names, producer, generator, 0.0)?;
     settle(service, Duration::from_secs(5));
     let mut latencies = Vec::new();
@@ -1218,17 +1309,12 @@ fn latency(
             latencies.push(s.at.saturating_duration_since(*at).as_secs_f64());
         }
     }
-    summary("event produced -> command visible (read_committed)", latencies);
-    let body = service.metrics();
-    let (buckets, count, _) = histogram(&body, "journeyd_event_to_command_seconds");
-    if count > 0.0 {
-        println!(
-            "  journeyd_event_to_command_seconds (all phases so far): n={} p50~{:.1} ms p99~{:.1} ms",
-            count,
-            histogram_quantile(0.5, &buckets).unwrap_or(f64::NAN) * 1000.0,
-            histogram_quantile(0.99, &buckets).unwrap_or(f64::NAN) * 1000.0
-        );
-    }
+    summary(
+        "event produced -> command visible (read_committed)",
+        latencies,
+    );
+    Snapshot::print_since(service, e2c, &e2c_before);
+    Snapshot::print_since(service, commit, &commit_before);
     Ok(())
 }
 
@@ -1255,7 +1341,7 @@ fn timers(
         args.timer_wait
     );
     let metric = "journeyd_timer_lateness_seconds";
-    let (before_buckets, before_count, before_sum) = histogram(&service.metrics(), metric);
+    let lateness_before = Snapshot::read(service, metric);
     let reader = command_reader(args, names, "c")?;
     let sent = steady_load(args, names, producer, generator, args.timer_share)?;
     // The last timers are due `timer_wait` after the last event; give them that plus margin.
@@ -1304,32 +1390,6 @@ fn timers(
         visible,
     );
     summary("issued_at - (event timestamp + wait)", issued);
-    let (after_buckets, after_count, after_sum) = histogram(&service.metrics(), metric);
-    let delta: Vec<(f64, f64)> = after_buckets
-        .iter()
-        .map(|(le, c)| {
-            let prev = before_buckets
-                .iter()
-                .find(|(l, _)| l == le)
-                .map_or(0.0, |(_, p)| *p);
-            (*le, c - prev)
-        })
-        .collect();
-    let n = after_count - before_count;
-    if n > 0.0 {
-        println!(
-            "  {metric} (this phase, from /metrics): n={} mean={:.1} ms p50~{:.1} ms p99~{:.1} ms max<={} ms",
-            n,
-            (after_sum - before_sum) / n * 1000.0,
-            histogram_quantile(0.5, &delta).unwrap_or(f64::NAN) * 1000.0,
-            histogram_quantile(0.99, &delta).unwrap_or(f64::NAN) * 1000.0,
-            delta
-                .iter()
-                .find(|(_, c)| *c >= n)
-                .map_or("inf".to_owned(), |(le, _)| format!("{:.0}", le * 1000.0)),
-        );
-    } else {
-        println!("  {metric}: no observations in this phase");
-    }
+    Snapshot::print_since(service, metric, &lateness_before);
     Ok(())
 }

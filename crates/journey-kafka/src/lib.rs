@@ -18,12 +18,15 @@
 //!    partition (committed records only, up to the end) before any of its events is processed.
 //! 5. **Processing**: every input record is parsed; a bad one goes to the dead-letter topic
 //!    with its source in headers ([`records`]); a good one goes through the engine at wall
-//!    clock time, and its commands, decisions and changelog entries are produced inside the
-//!    open transaction. Timers fire on the wall clock through the same path.
+//!    clock time, and its commands and decisions are produced inside the open transaction
+//!    (deliveries are not awaited one by one, only once at commit); the customers whose state
+//!    changed are noted. Timers fire on the wall clock through the same path.
 //! 6. **Commit**: every `commit_interval_ms` (or [`worker::MAX_RECORDS_PER_TRANSACTION`]
-//!    records) the processed offsets are added and the transaction committed: outputs, state
-//!    and input position become visible together, so a crash at any point neither loses nor
-//!    duplicates a command. A failed transaction is aborted; the consumer seeks back to the
+//!    records) the changelog entry of each customer changed in the transaction is written once,
+//!    with its state as of the commit (a customer with several events in one transaction is
+//!    exported once), the processed offsets are added and the transaction committed: outputs,
+//!    state and input position become visible together, so a crash at any point neither loses
+//!    nor duplicates a command. A failed transaction is aborted; the consumer seeks back to the
 //!    committed offsets and the partitions are restored from the changelog, which holds the
 //!    state as of that same commit. A fenced or broken producer is recreated first.
 //! 7. **Reload**: SIGHUP or a change under `journeys_dir` (debounced) reloads the journeys; a

@@ -433,3 +433,94 @@ async fn an_aborted_transaction_is_recovered_in_place() {
         "processing continued after the recovery: {commands:?}"
     );
 }
+
+/// A customer with several events in one transaction gets one changelog entry, written at
+/// commit, which holds the effects of all of them: after a restart from that entry alone,
+/// every replayed event is recognised as already processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changelog_entry_per_customer_and_transaction_holds_all_its_events() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    for topic in [
+        "events",
+        "actions.email",
+        "journey.decisions",
+        "events.dead_letter",
+        "journeyd.state",
+    ] {
+        mock.create_topic(topic, PARTITIONS, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = config(&bootstrap, dir.path(), http_port);
+    // Long enough for the whole backlog to be processed inside the first transaction.
+    config.kafka.commit_interval_ms = 3000;
+    let mut events = vec![event(
+        "v-0",
+        "c-5",
+        "profile_updated",
+        r#"{"email":"c5@example.com"}"#,
+    )];
+    for i in 1..6 {
+        events.push(event(&format!("v-{i}"), "c-5", "page_viewed", "{}"));
+    }
+    let records: Vec<(&str, &str)> = events.iter().map(|e| ("c-5", e.as_str())).collect();
+    produce(&bootstrap, &records);
+
+    let (shutdown, service, _health) = start(config.clone()).await;
+    let b = bootstrap.clone();
+    let state = tokio::task::spawn_blocking(move || {
+        read_until(&b, "journeyd.state", Duration::from_secs(30), |r| {
+            !r.is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    assert!(!state.is_empty(), "the transaction was committed");
+    shutdown.cancel();
+    service.await.unwrap().expect("graceful shutdown");
+    // Everything the first run wrote to the changelog (it committed once, then nothing more).
+    let b = bootstrap.clone();
+    let state = tokio::task::spawn_blocking(move || {
+        read_until(&b, "journeyd.state", Duration::from_secs(2), |_| false)
+    })
+    .await
+    .unwrap();
+    assert_eq!(state.len(), 1, "one entry for six events: {state:?}");
+    assert_eq!(state[0].key, "c-5");
+    assert!(state[0].payload.is_some());
+
+    // Restart from that entry: the mock forgets group offsets, so all six events come again.
+    let mut config = config;
+    config.kafka.group_id = "journeyd-test-changelog".into();
+    config.kafka.commit_interval_ms = 50;
+    let (shutdown, service, _health) = start(config).await;
+    let b = bootstrap.clone();
+    let decisions = tokio::task::spawn_blocking(move || {
+        read_until(&b, "journey.decisions", Duration::from_secs(30), |r| {
+            r.iter()
+                .filter(|d| json(d)["kind"] == "duplicate_event")
+                .count()
+                >= 6
+        })
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    service.await.unwrap().expect("graceful shutdown");
+    let duplicates: Vec<String> = decisions
+        .iter()
+        .filter(|d| json(d)["kind"] == "duplicate_event")
+        .map(|d| json(d)["event_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..6).map(|i| format!("v-{i}")).collect();
+    assert_eq!(duplicates, expected, "every replayed event was known");
+}

@@ -1,9 +1,7 @@
-//! What the runtime writes to Kafka, as plain values: the records derived from the engine's
-//! effects (commands, decisions, changelog entries) and the dead-letter record of a bad input.
-//! Keeping this pure lets it be tested without a broker; the worker only hands the values to
-//! the transactional producer.
-
-use journey_engine::{Effects, Engine};
+//! What the runtime writes to Kafka besides commands and decisions (which are produced
+//! straight from the engine's effects), as plain values: changelog entries and the dead-letter
+//! record of a bad input. Keeping this pure lets it be tested without a broker; the
+//! transaction only hands the values to the producer.
 
 /// One record to produce inside the open transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,47 +13,6 @@ pub struct OutRecord {
     pub key: String,
     /// `None` is a tombstone (a customer without state in the compacted changelog).
     pub payload: Option<Vec<u8>>,
-}
-
-/// Turns the effects of one engine call into output records, in the order they must be
-/// written: send commands, then decisions, then the changelog entries of the changed customers.
-/// The changelog value is read from the engine after the call, so it is the state that
-/// includes every effect of the call.
-pub fn plan_outputs(
-    effects: &Effects,
-    engine: &Engine,
-    decisions_topic: &str,
-    state_topic: &str,
-    partition: i32,
-) -> Vec<OutRecord> {
-    let mut out = Vec::with_capacity(
-        effects.commands.len() + effects.decisions.len() + effects.changed.len(),
-    );
-    for command in &effects.commands {
-        out.push(OutRecord {
-            topic: command.topic.clone(),
-            partition: None,
-            key: command.customer_id.clone(),
-            payload: Some(command.to_json().into_bytes()),
-        });
-    }
-    for decision in &effects.decisions {
-        out.push(OutRecord {
-            topic: decisions_topic.to_owned(),
-            partition: None,
-            key: decision.customer_id.clone(),
-            payload: Some(decision.to_json().into_bytes()),
-        });
-    }
-    for customer in &effects.changed {
-        out.push(changelog_record(
-            state_topic,
-            partition,
-            customer,
-            engine.export_customer(customer),
-        ));
-    }
-    out
 }
 
 /// The changelog entry of one customer: its exported state, or a tombstone.

@@ -1,19 +1,20 @@
 //! The open transaction and the consumer context that commits it on revocation.
 //!
 //! One transaction spans every partition of the instance: the outputs of the records processed
-//! (and timers fired) since the last commit, plus the consumer offsets of those records, commit
-//! together. Why the transaction lives inside the consumer context: librdkafka calls the
-//! rebalance callback from inside `poll`, and when partitions are revoked the open transaction
-//! must be committed *before* they are handed over (the next owner restores from the changelog
-//! and resumes from the committed offsets; anything still open would be lost or fenced). The
-//! callback only has the context, so the transaction is reachable from there. The callback runs
-//! on the worker thread, inside `poll`, so the mutex is never contended; the worker never holds
-//! it across `poll`.
+//! (and timers fired) since the last commit, the changelog entries of the customers they
+//! changed (written once per customer, at commit, see [`Txn::commit`]), plus the consumer
+//! offsets of those records, commit together. Why the transaction lives inside the consumer
+//! context: librdkafka calls the rebalance callback from inside `poll`, and when partitions are
+//! revoked the open transaction must be committed *before* they are handed over (the next owner
+//! restores from the changelog and resumes from the committed offsets; anything still open
+//! would be lost or fenced). The callback only has the context, so the transaction is reachable
+//! from there. The callback runs on the worker thread, inside `poll`, so the mutex is never
+//! contended; the worker never holds it across `poll`.
 
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetBook, TopicPartition};
-use crate::records::{DeadLetter, OutRecord};
+use crate::records::{changelog_record, DeadLetter, OutRecord};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
@@ -22,15 +23,26 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::statistics::Statistics;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The transactional producer (its own thread serves delivery reports).
 pub type TxnProducer = ThreadedProducer<DefaultProducerContext>;
 
+/// Reads a customer's current state for the changelog: `Ok(Some(bytes))` a value, `Ok(None)` a
+/// tombstone (no state). An error means the state cannot be read now (the transaction is then
+/// aborted rather than committed without it).
+pub type ExportFn<'a> = dyn FnMut(i32, &str) -> Result<Option<Vec<u8>>, String> + 'a;
+
+/// The worker's engines as the rebalance callback sees them (it must write the changelog
+/// entries of the open transaction before committing it).
+pub type SharedExport = Box<dyn Fn(i32, &str) -> Result<Option<Vec<u8>>, String> + Send + Sync>;
+
 /// How long a transactional call (send offsets, commit, abort) may block.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the outstanding record count is checked while waiting for deliveries.
+const DRAIN_STEP: Duration = Duration::from_micros(250);
 /// Retries of a retriable commit failure (e.g. a coordinator moving) before aborting.
 const COMMIT_RETRIES: u32 = 5;
 
@@ -92,11 +104,19 @@ pub struct Txn {
     /// Source record timestamps (ms) of the send commands produced in this transaction, for the
     /// event-to-command latency observed once they are visible (at commit).
     command_sources: Vec<i64>,
+    /// The compacted changelog topic.
+    state_topic: String,
+    /// Customers whose state changed in the open transaction, by input partition. Their
+    /// changelog entries are written once each, at commit, with the state as of the commit: a
+    /// customer with several events in one transaction is exported and written once, not once
+    /// per event, and the entry still carries every effect of the transaction.
+    changed: BTreeMap<i32, HashSet<String>>,
 }
 
 impl Txn {
-    /// Wraps a producer on which `init_transactions` succeeded.
-    pub fn new(producer: TxnProducer, book: OffsetBook) -> Self {
+    /// Wraps a producer on which `init_transactions` succeeded; changelog entries go to
+    /// `state_topic`.
+    pub fn new(producer: TxnProducer, book: OffsetBook, state_topic: &str) -> Self {
         Txn {
             producer,
             open: false,
@@ -105,6 +125,8 @@ impl Txn {
             produced: 0,
             book,
             command_sources: Vec::new(),
+            state_topic: state_topic.to_owned(),
+            changed: BTreeMap::new(),
         }
     }
 
@@ -160,16 +182,74 @@ impl Txn {
 
     /// Produces one output record inside the transaction.
     pub fn produce(&mut self, record: &OutRecord) -> Result<(), TxnFailure> {
+        self.produce_to(
+            &record.topic,
+            record.partition,
+            &record.key,
+            record.payload.as_deref(),
+        )
+    }
+
+    /// Produces one output record, given by parts, inside the transaction (`partition`
+    /// `None`: by key; `payload` `None`: a tombstone).
+    pub fn produce_to(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &str,
+        payload: Option<&[u8]>,
+    ) -> Result<(), TxnFailure> {
         self.ensure_open()?;
-        let mut base = BaseRecord::<str, [u8]>::to(&record.topic).key(record.key.as_str());
-        if let Some(p) = record.partition {
+        let mut base = BaseRecord::<str, [u8]>::to(topic).key(key);
+        if let Some(p) = partition {
             base = base.partition(p);
         }
-        if let Some(payload) = &record.payload {
-            base = base.payload(payload.as_slice());
+        if let Some(payload) = payload {
+            base = base.payload(payload);
         }
         self.send(base)
-            .map_err(|e| TxnFailure::Aborted(format!("produce to {}: {e}", record.topic)))
+            .map_err(|e| TxnFailure::Aborted(format!("produce to {topic}: {e}")))
+    }
+
+    /// Notes that these customers of input `partition` changed state inside the open
+    /// transaction; their changelog entries are written at commit.
+    pub fn state_changed(
+        &mut self,
+        partition: i32,
+        customers: &[String],
+    ) -> Result<(), TxnFailure> {
+        if customers.is_empty() {
+            return Ok(());
+        }
+        self.ensure_open()?;
+        let set = self.changed.entry(partition).or_default();
+        for c in customers {
+            if !set.contains(c.as_str()) {
+                set.insert(c.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Customers with a changelog entry still to write in the open transaction.
+    pub fn pending_state(&self) -> usize {
+        self.changed.values().map(HashSet::len).sum()
+    }
+
+    /// Writes the changelog entries of the customers changed in the open transaction, with
+    /// their current state.
+    fn write_changelog(&mut self, export: &mut ExportFn<'_>) -> Result<(), TxnFailure> {
+        let changed = std::mem::take(&mut self.changed);
+        let topic = self.state_topic.clone();
+        for (partition, customers) in changed {
+            for customer in customers {
+                let state = export(partition, &customer)
+                    .map_err(|e| TxnFailure::Aborted(format!("produce changelog: {e}")))?;
+                let record = changelog_record(&topic, partition, &customer, state);
+                self.produce(&record)?;
+            }
+        }
+        Ok(())
     }
 
     /// Produces a dead-letter record inside the transaction. A dead letter that the producer
@@ -217,25 +297,41 @@ impl Txn {
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    self.producer.poll(Duration::from_millis(50));
+                    // The producer's thread serves delivery reports and frees the queue; a
+                    // `poll` here would always block for its whole timeout.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => return Err(e),
             }
         }
     }
 
-    /// Commits the open transaction with the processed offsets. Returns `Ok(true)` when a
-    /// transaction was committed, `Ok(false)` when none was open. On failure the transaction
+    /// Commits the open transaction: first the changelog entries of the changed customers
+    /// (their state read through `export`), then the processed offsets. Returns `Ok(true)` when
+    /// a transaction was committed, `Ok(false)` when none was open. On failure the transaction
     /// has been aborted (or the producer is unusable) and the caller must recover.
     pub fn commit(
         &mut self,
         group: Option<&ConsumerGroupMetadata>,
         metrics: &Metrics,
+        export: &mut ExportFn<'_>,
     ) -> Result<bool, TxnFailure> {
         if !self.open {
             return Ok(false);
         }
         let started = Instant::now();
+        let open_for = self.started.elapsed();
+        let state_entries = self.pending_state();
+        match self.write_changelog(export) {
+            Ok(()) => {}
+            Err(TxnFailure::Aborted(reason)) => return Err(self.abort(&reason, metrics)),
+            Err(fatal) => {
+                metrics.transaction_aborted("fatal");
+                self.book.abort();
+                self.reset();
+                return Err(fatal);
+            }
+        }
         // Offsets go with every transaction, also one that only fired timers (see
         // `OffsetBook::commit_list`); nothing is sent before the group has any offset.
         let offsets = self.book.commit_list();
@@ -247,6 +343,8 @@ impl Txn {
                 p.send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
             })?;
         }
+        let offsets_sent = started.elapsed();
+        self.drain(TXN_TIMEOUT);
         self.retrying("commit", metrics, |p| p.commit_transaction(TXN_TIMEOUT))?;
         let seconds = started.elapsed().as_secs_f64();
         metrics.observe_commit(seconds);
@@ -257,12 +355,38 @@ impl Txn {
         tracing::debug!(
             records = self.records,
             produced = self.produced,
+            state_entries,
             millis = (seconds * 1000.0) as u64,
+            offsets_millis = offsets_sent.as_millis() as u64,
+            open_millis = open_for.as_millis() as u64,
             "committed transaction"
         );
         self.book.commit();
         self.reset();
         Ok(true)
+    }
+
+    /// Waits until every record produced so far is acknowledged (or `timeout` passes), so that
+    /// the commit finds nothing outstanding.
+    ///
+    /// Why: rust-rdkafka's `commit_transaction` flushes first, and its flush polls in 100 ms
+    /// steps as long as anything is outstanding (its `poll` always waits for the whole step),
+    /// which put ~100 ms into every commit however small, blocking processing meanwhile. The
+    /// delivery reports are served by the threaded producer's own thread, so checking the
+    /// outstanding count every [`DRAIN_STEP`] is enough; each zero-timeout flush also makes
+    /// librdkafka send what is lingering at once. A failure is left to the commit to report.
+    fn drain(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.producer.flush(Duration::ZERO) {
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(DRAIN_STEP)
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Runs a transactional call, retrying retriable errors with backoff and aborting on
@@ -319,6 +443,7 @@ impl Txn {
         self.records = 0;
         self.produced = 0;
         self.command_sources.clear();
+        self.changed.clear();
     }
 
     /// Waits for the producer's queue to drain (shutdown).
@@ -358,6 +483,8 @@ pub enum RebalanceEvent {
 /// errors.
 pub struct RuntimeContext {
     txn: Mutex<Option<Txn>>,
+    /// Reads the engines' state for the changelog entries written at commit.
+    export: SharedExport,
     events: Mutex<Vec<RebalanceEvent>>,
     failure: Mutex<Option<TxnFailure>>,
     owned: Mutex<BTreeSet<TopicPartition>>,
@@ -365,17 +492,20 @@ pub struct RuntimeContext {
     health: Arc<Health>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex, going on with the data of a poisoned one.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data half-updated in a way
     // that matters more than stopping; keep going with what is there.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RuntimeContext {
-    /// A context without a producer yet.
-    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
+    /// A context without a producer yet; `export` reads the engines' state (see
+    /// [`Txn::commit`]).
+    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>, export: SharedExport) -> Self {
         RuntimeContext {
             txn: Mutex::new(None),
+            export,
             events: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
             owned: Mutex::new(BTreeSet::new()),
@@ -387,6 +517,16 @@ impl RuntimeContext {
     /// The transaction (never hold this guard across `poll`).
     pub fn txn(&self) -> MutexGuard<'_, Option<Txn>> {
         lock(&self.txn)
+    }
+
+    /// Commits the open transaction (see [`Txn::commit`]), reading the changed customers'
+    /// state from the engines.
+    pub fn commit(
+        &self,
+        txn: &mut Txn,
+        group: Option<&ConsumerGroupMetadata>,
+    ) -> Result<bool, TxnFailure> {
+        txn.commit(group, &self.metrics, &mut |p, c| (self.export)(p, c))
     }
 
     /// Assignment changes recorded since the last call.
@@ -419,7 +559,7 @@ impl RuntimeContext {
                     Err(txn.abort("assignment_lost", &self.metrics))
                 } else {
                     let group = base_consumer.group_metadata();
-                    txn.commit(group.as_ref(), &self.metrics)
+                    self.commit(txn, group.as_ref())
                 };
                 match result {
                     Ok(_) => tracing::debug!("committed transaction before revocation"),

@@ -1,8 +1,11 @@
 //! The processing thread: polls the group consumer, owns one engine per assigned partition,
 //! fires timers, and drives the transaction.
 //!
-//! One thread owns every engine, so no engine needs a lock: a partition's customers are only
-//! ever touched from here, which is what makes the per-partition state a plain map. Requests
+//! One thread owns every engine: a partition's customers are only ever touched from this
+//! thread, which is what makes the per-partition state a plain map. The map sits behind a mutex
+//! only because the rebalance callback (which runs on this same thread, inside `poll`) commits
+//! the open transaction and reads the changed customers' state for the changelog; the lock is
+//! never contended. Requests
 //! from other threads (hot reload, inspection) arrive on a channel and are served between two
 //! records, so a catalog swap is atomic with respect to record processing.
 //!
@@ -12,9 +15,11 @@
 //!    before partitions are revoked);
 //! 3. act on assignment changes *before* processing the polled record: drop revoked engines,
 //!    restore newly assigned partitions from the changelog;
-//! 4. process the record (or dead-letter it);
+//! 4. process the record (or dead-letter it): its commands and decisions are produced at once,
+//!    its changed customers noted in the transaction;
 //! 5. fire due timers on every partition with the wall clock;
-//! 6. commit when the commit interval or record budget is reached;
+//! 6. commit when the commit interval or record budget is reached (the changed customers'
+//!    changelog entries are written then, once each);
 //! 7. if a transaction failed, recover: recreate the producer if it is fenced or broken, seek
 //!    the consumer back to the committed offsets and restore every partition from the
 //!    changelog, so state and input position agree again.
@@ -25,10 +30,11 @@ use crate::clients::{
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetBook, TopicPartition};
-use crate::records::{dead_letter_record, plan_outputs, Source};
+use crate::records::{dead_letter_record, Source};
 use crate::restore::{restore_partitions, RestoreError};
 use crate::txn::{
-    classify, ErrorClass, RebalanceEvent, RuntimeContext, Txn, TxnFailure, TxnProducer,
+    classify, lock, ErrorClass, RebalanceEvent, RuntimeContext, SharedExport, Txn, TxnFailure,
+    TxnProducer,
 };
 use crate::RuntimeError;
 use chrono::Utc;
@@ -36,13 +42,13 @@ use journey_engine::{parse_event, Catalog, Effects, Engine};
 use journey_spec::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -120,11 +126,19 @@ pub fn run(mut setup: WorkerSetup) -> Result<(), RuntimeError> {
     }
 }
 
+/// The assigned partitions. Shared with the consumer context because the rebalance callback
+/// commits the open transaction, which writes the changed customers' changelog entries read
+/// from the engines. The worker never holds the lock across `poll` (where the callback runs)
+/// or a commit.
+type Partitions = Arc<Mutex<BTreeMap<i32, Partition>>>;
+
 struct Session<'s> {
     setup: &'s mut WorkerSetup,
-    consumer: BaseConsumer<RuntimeContext>,
+    /// Shared only so that a polled record can borrow a handle of its own while the session
+    /// is used mutably (records are processed in place, not copied).
+    consumer: Arc<BaseConsumer<RuntimeContext>>,
     transactional_id: String,
-    partitions: BTreeMap<i32, Partition>,
+    partitions: Partitions,
     effects: Effects,
     /// Records on which the engine failed: dead-lettered when they come again after the
     /// rewind, so one bad record cannot loop the partition forever.
@@ -154,11 +168,20 @@ impl<'s> Session<'s> {
     fn start(setup: &'s mut WorkerSetup) -> Result<Self, RuntimeError> {
         let config = Arc::clone(&setup.config);
         let transactional_id = transactional_id(&config.kafka);
-        let context = RuntimeContext::new(Arc::clone(&setup.metrics), Arc::clone(&setup.health));
+        let partitions: Partitions = Arc::new(Mutex::new(BTreeMap::new()));
+        let context = RuntimeContext::new(
+            Arc::clone(&setup.metrics),
+            Arc::clone(&setup.health),
+            exporter(Arc::clone(&partitions)),
+        );
         let consumer: BaseConsumer<RuntimeContext> =
             client_config(&consumer_properties(&config.kafka)).create_with_context(context)?;
         let producer = create_producer(&config, &transactional_id)?;
-        *consumer.context().txn() = Some(Txn::new(producer, OffsetBook::new()));
+        *consumer.context().txn() = Some(Txn::new(
+            producer,
+            OffsetBook::new(),
+            &config.kafka.state_topic,
+        ));
         let topics: Vec<&str> = config
             .kafka
             .input_topics
@@ -174,9 +197,9 @@ impl<'s> Session<'s> {
         );
         Ok(Session {
             setup,
-            consumer,
+            consumer: Arc::new(consumer),
             transactional_id,
-            partitions: BTreeMap::new(),
+            partitions,
             effects: Effects::default(),
             poisoned: HashMap::new(),
             last_report: Instant::now(),
@@ -194,7 +217,8 @@ impl<'s> Session<'s> {
         while !self.setup.cancel.is_cancelled() {
             self.serve_control();
             let wait = self.poll_wait();
-            let polled = self.consumer.poll(wait).map(|r| r.map(|m| m.detach()));
+            let consumer = Arc::clone(&self.consumer);
+            let polled = consumer.poll(wait);
             self.handle_rebalance()?;
             // A transaction that failed inside the rebalance callback: the polled record comes
             // again after the rewind.
@@ -202,7 +226,7 @@ impl<'s> Session<'s> {
                 continue;
             }
             match polled {
-                Some(Ok(msg)) => self.process(msg),
+                Some(Ok(msg)) => self.process(&msg),
                 Some(Err(e)) => self.consumer_error(e),
                 None => {}
             }
@@ -239,7 +263,7 @@ impl<'s> Session<'s> {
             wait = wait.min(deadline.saturating_duration_since(Instant::now()));
         }
         let now = Utc::now();
-        for part in self.partitions.values() {
+        for part in lock(&self.partitions).values() {
             if part.timer_failures >= TIMER_FAILURES_BEFORE_SUSPEND {
                 continue;
             }
@@ -255,17 +279,19 @@ impl<'s> Session<'s> {
         loop {
             match self.setup.control.try_recv() {
                 Ok(Control::Reload(catalog)) => {
-                    for part in self.partitions.values_mut() {
+                    let mut parts = lock(&self.partitions);
+                    for part in parts.values_mut() {
                         part.engine.set_catalog(Arc::clone(&catalog));
                         part.timer_failures = 0;
                     }
                     self.setup.catalog = catalog;
-                    tracing::info!(partitions = self.partitions.len(), "journey set swapped");
+                    tracing::info!(partitions = parts.len(), "journey set swapped");
                 }
                 Ok(Control::Inspect(customer, reply)) => {
                     let now = Utc::now();
+                    let parts = lock(&self.partitions);
                     let found = catch_unwind(AssertUnwindSafe(|| {
-                        self.partitions
+                        parts
                             .values()
                             .find_map(|p| p.engine.inspect(&customer, now))
                     }))
@@ -297,10 +323,11 @@ impl<'s> Session<'s> {
                     for (topic, p) in tps {
                         self.setup.metrics.forget_partition(&topic, p);
                         new_partitions.remove(&p);
-                        if let Some(part) = self.partitions.get_mut(&p) {
+                        let mut parts = lock(&self.partitions);
+                        if let Some(part) = parts.get_mut(&p) {
                             part.topics.remove(&topic);
                             if part.topics.is_empty() {
-                                self.partitions.remove(&p);
+                                parts.remove(&p);
                                 self.setup.health.partition_revoked(p);
                                 self.setup.metrics.set_partition_state(p, 0, 0);
                             }
@@ -310,11 +337,12 @@ impl<'s> Session<'s> {
                 RebalanceEvent::Assigned(tps) => {
                     let committed = self.committed_offsets(&tps)?;
                     let mut guard = self.consumer.context().txn();
+                    let mut parts = lock(&self.partitions);
                     for ((topic, p), offset) in tps.iter().zip(committed) {
                         if let Some(txn) = guard.as_mut() {
                             txn.book.assign(topic, *p, offset);
                         }
-                        let part = self.partitions.entry(*p).or_insert_with(|| {
+                        let part = parts.entry(*p).or_insert_with(|| {
                             new_partitions.insert(*p);
                             Partition {
                                 engine: Engine::new(Arc::clone(&self.setup.catalog)),
@@ -334,7 +362,7 @@ impl<'s> Session<'s> {
             let list: Vec<i32> = new_partitions.into_iter().collect();
             self.restore(&list)?;
         }
-        let owned: Vec<i32> = self.partitions.keys().copied().collect();
+        let owned: Vec<i32> = lock(&self.partitions).keys().copied().collect();
         tracing::info!("ready: partitions {owned:?} restored");
         Ok(())
     }
@@ -395,8 +423,9 @@ impl<'s> Session<'s> {
             Err(RestoreError::Cancelled) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        let mut parts = lock(&self.partitions);
         for (p, engine) in engines {
-            if let Some(part) = self.partitions.get_mut(&p) {
+            if let Some(part) = parts.get_mut(&p) {
                 part.engine = engine;
             }
             if let Some(s) = stats.get(&p) {
@@ -414,26 +443,29 @@ impl<'s> Session<'s> {
     }
 
     /// Processes one input record inside the open transaction.
-    fn process(&mut self, msg: OwnedMessage) {
+    fn process(&mut self, msg: &BorrowedMessage<'_>) {
         let p = msg.partition();
-        let topic = msg.topic().to_owned();
-        let owned = self
-            .partitions
+        let topic = msg.topic();
+        let owned = lock(&self.partitions)
             .get(&p)
-            .is_some_and(|part| part.topics.contains(&topic));
+            .is_some_and(|part| part.topics.contains(topic));
         if !owned {
             // A record of a partition revoked meanwhile: the next owner processes it.
             return;
         }
         let offset = msg.offset();
         let source = Source {
-            topic: &topic,
+            topic,
             partition: p,
             offset,
         };
         let kafka = &self.setup.config.kafka;
         let payload = msg.payload().unwrap_or_default();
-        let poisoned = self.poisoned.remove(&(topic.clone(), p, offset));
+        let poisoned = if self.poisoned.is_empty() {
+            None
+        } else {
+            self.poisoned.remove(&(topic.to_owned(), p, offset))
+        };
         let parsed = match poisoned {
             Some(reason) => Err((String::from("engine_failure"), reason)),
             None => match catch_unwind(|| parse_event(payload, kafka.max_event_bytes)) {
@@ -455,7 +487,7 @@ impl<'s> Session<'s> {
                     &reason,
                 );
                 self.setup.metrics.dead_lettered(&kind);
-                self.setup.metrics.event_consumed(&topic, "dead_letter");
+                self.setup.metrics.event_consumed(topic, "dead_letter");
                 tracing::debug!(partition = p, offset, reason, "dead-lettered input record");
                 let mut guard = ctx.txn();
                 let txn = guard
@@ -465,7 +497,8 @@ impl<'s> Session<'s> {
                     .and_then(|()| txn.produce_dead_letter(&dl))
             }
             Ok(event) => {
-                let part = self.partitions.get_mut(&p).expect("checked above");
+                let mut parts = lock(&self.partitions);
+                let part = parts.get_mut(&p).expect("checked above");
                 let _entered = part.span.enter();
                 self.effects.clear();
                 let handled = catch_unwind(AssertUnwindSafe(|| {
@@ -480,7 +513,7 @@ impl<'s> Session<'s> {
                         "the engine failed; the record will be dead-lettered after rewinding"
                     );
                     self.poisoned
-                        .insert((topic.clone(), p, offset), reason.clone());
+                        .insert((topic.to_owned(), p, offset), reason.clone());
                     let mut guard = ctx.txn();
                     let txn = guard
                         .as_mut()
@@ -488,13 +521,6 @@ impl<'s> Session<'s> {
                     ctx.set_failure(txn.abort("engine_failure", &self.setup.metrics));
                     return;
                 }
-                let outputs = plan_outputs(
-                    &self.effects,
-                    &part.engine,
-                    &kafka.decisions_topic,
-                    &kafka.state_topic,
-                    p,
-                );
                 let duplicate = self
                     .effects
                     .decisions
@@ -504,7 +530,7 @@ impl<'s> Session<'s> {
                 self.setup.metrics.decisions(&self.effects.decisions);
                 self.setup
                     .metrics
-                    .event_consumed(&topic, if duplicate { "duplicate" } else { "processed" });
+                    .event_consumed(topic, if duplicate { "duplicate" } else { "processed" });
                 let source_ms = msg.timestamp().to_millis();
                 let mut guard = ctx.txn();
                 let txn = guard
@@ -514,7 +540,8 @@ impl<'s> Session<'s> {
                     txn.command_from(source_ms);
                 }
                 txn.record_processed()
-                    .and_then(|()| outputs.iter().try_for_each(|r| txn.produce(r)))
+                    .and_then(|()| produce_effects(txn, &self.effects, &kafka.decisions_topic))
+                    .and_then(|()| txn.state_changed(p, &self.effects.changed))
             }
         };
         let mut guard = ctx.txn();
@@ -522,7 +549,7 @@ impl<'s> Session<'s> {
             .as_mut()
             .expect("transaction present while the session runs");
         match result {
-            Ok(()) => txn.book.processed(&topic, p, offset),
+            Ok(()) => txn.book.processed(topic, p, offset),
             Err(failure) => {
                 // A produce failure leaves the transaction unusable: abort it now.
                 let failure = match failure {
@@ -539,7 +566,8 @@ impl<'s> Session<'s> {
         let now = Utc::now();
         let ctx = self.consumer.context();
         let kafka = &self.setup.config.kafka;
-        for (p, part) in self.partitions.iter_mut() {
+        let mut parts = lock(&self.partitions);
+        for (p, part) in parts.iter_mut() {
             if part.timer_failures >= TIMER_FAILURES_BEFORE_SUSPEND {
                 continue;
             }
@@ -580,16 +608,11 @@ impl<'s> Session<'s> {
                 return;
             }
             part.timer_failures = 0;
-            let outputs = plan_outputs(
-                &self.effects,
-                &part.engine,
-                &kafka.decisions_topic,
-                &kafka.state_topic,
-                *p,
-            );
             self.setup.metrics.commands(&self.effects.commands);
             self.setup.metrics.decisions(&self.effects.decisions);
-            if let Err(failure) = outputs.iter().try_for_each(|r| txn.produce(r)) {
+            let produced = produce_effects(txn, &self.effects, &kafka.decisions_topic)
+                .and_then(|()| txn.state_changed(*p, &self.effects.changed));
+            if let Err(failure) = produced {
                 let failure = match failure {
                     TxnFailure::Aborted(reason) => txn.abort(&reason, &self.setup.metrics),
                     fatal => fatal,
@@ -607,7 +630,7 @@ impl<'s> Session<'s> {
         let Some(txn) = guard.as_mut() else { return };
         if txn.commit_due(interval, MAX_RECORDS_PER_TRANSACTION) {
             let group = self.consumer.group_metadata();
-            if let Err(failure) = txn.commit(group.as_ref(), &self.setup.metrics) {
+            if let Err(failure) = ctx.commit(txn, group.as_ref()) {
                 ctx.set_failure(failure);
             }
         }
@@ -654,7 +677,7 @@ impl<'s> Session<'s> {
                 }
             }
         }
-        let owned: Vec<i32> = self.partitions.keys().copied().collect();
+        let owned: Vec<i32> = lock(&self.partitions).keys().copied().collect();
         self.restore(&owned)?;
         tracing::info!("ready: partitions {owned:?} restored");
         Ok(true)
@@ -663,7 +686,8 @@ impl<'s> Session<'s> {
     /// Refreshes the per-partition gauges.
     fn report_state(&mut self) {
         self.last_report = Instant::now();
-        for (p, part) in self.partitions.iter_mut() {
+        let mut parts = lock(&self.partitions);
+        for (p, part) in parts.iter_mut() {
             let engine = &part.engine;
             let counts = catch_unwind(AssertUnwindSafe(|| {
                 (
@@ -688,6 +712,10 @@ impl<'s> Session<'s> {
             }
             part.reported_journeys = now_reported;
         }
+        tracing::debug!(
+            micros = self.last_report.elapsed().as_micros() as u64,
+            "partition state reported"
+        );
     }
 
     /// Graceful end: commit what is open, then leave the group.
@@ -698,7 +726,7 @@ impl<'s> Session<'s> {
             let failed = ctx.take_failure();
             if commit && failed.is_none() {
                 let group = self.consumer.group_metadata();
-                match txn.commit(group.as_ref(), &self.setup.metrics) {
+                match ctx.commit(txn, group.as_ref()) {
                     Ok(true) => tracing::info!("committed the open transaction at shutdown"),
                     Ok(false) => {}
                     Err(f) => {
@@ -718,10 +746,60 @@ impl<'s> Session<'s> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        for p in self.partitions.keys() {
+        for p in lock(&self.partitions).keys() {
             self.setup.health.partition_revoked(*p);
         }
     }
+}
+
+/// Produces the send commands and decisions of one engine call inside the transaction (the
+/// changed customers' changelog entries are written at commit).
+fn produce_effects(
+    txn: &mut Txn,
+    effects: &Effects,
+    decisions_topic: &str,
+) -> Result<(), TxnFailure> {
+    for command in &effects.commands {
+        let body = command.to_json();
+        txn.produce_to(
+            &command.topic,
+            None,
+            &command.customer_id,
+            Some(body.as_bytes()),
+        )?;
+    }
+    for decision in &effects.decisions {
+        let body = decision.to_json();
+        txn.produce_to(
+            decisions_topic,
+            None,
+            &decision.customer_id,
+            Some(body.as_bytes()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads customers' state from the engines for the changelog entries written at commit.
+fn exporter(partitions: Partitions) -> SharedExport {
+    Box::new(move |partition, customer| {
+        // The worker never holds the lock while committing or polling; a busy lock would be a
+        // mistake, which must abort the transaction (then recover) rather than hang.
+        let parts = match partitions.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err("engines busy".to_owned()),
+        };
+        let part = parts
+            .get(&partition)
+            .ok_or_else(|| format!("partition {partition} is not owned"))?;
+        catch_unwind(AssertUnwindSafe(|| part.engine.export_customer(customer))).map_err(|panic| {
+            format!(
+                "engine failure exporting customer {customer}: {}",
+                panic_message(&panic)
+            )
+        })
+    })
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
