@@ -28,7 +28,8 @@
 //!    state and input position become visible together, so a crash at any point neither loses
 //!    nor duplicates a command. A failed transaction is aborted; the consumer seeks back to the
 //!    committed offsets and the partitions are restored from the changelog, which holds the
-//!    state as of that same commit. A fenced or broken producer is recreated first.
+//!    state as of that same commit. A fenced or broken producer is recreated first, and so is
+//!    one whose transactions abort three times in a row without a commit in between.
 //! 7. **Reload**: SIGHUP or a change under `journeys_dir` (debounced) reloads the journeys; a
 //!    valid set is swapped into every engine between two records; an invalid one is reported
 //!    and the running set kept.

@@ -427,7 +427,12 @@ async fn an_aborted_transaction_is_recovered_in_place() {
         .unwrap()
         .expect("graceful shutdown after recovery");
     assert!(aborts >= 1.0, "the injected failure aborted a transaction");
-    assert_eq!(recreated, 0.0, "an abortable error keeps the producer");
+    // An abortable error keeps the producer; only aborts that keep coming back (the mock
+    // sometimes refuses the producer's sequence numbers after the injected failure) rebuild it.
+    assert!(
+        recreated == 0.0 || aborts >= f64::from(super::worker::ABORTS_BEFORE_REBUILD),
+        "the producer was rebuilt after only {aborts} aborts"
+    );
     assert!(
         commands.iter().any(|c| json(c)["template"] == "welcome_2"),
         "processing continued after the recovery: {commands:?}"

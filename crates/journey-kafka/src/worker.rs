@@ -144,7 +144,14 @@ struct Session<'s> {
     /// rewind, so one bad record cannot loop the partition forever.
     poisoned: HashMap<(String, i32, i64), String>,
     last_report: Instant,
+    /// Transactions aborted since the last successful commit. An abortable error that keeps
+    /// coming back (a producer whose epoch the broker no longer accepts, for instance) is
+    /// escalated to a producer rebuild instead of looping on aborts.
+    aborts_since_commit: u32,
 }
+
+/// Aborts in a row, without a commit in between, after which the producer is rebuilt.
+pub(crate) const ABORTS_BEFORE_REBUILD: u32 = 3;
 
 /// Creates the transactional producer and fences older producers with the same id.
 fn create_producer(config: &Config, transactional_id: &str) -> Result<TxnProducer, RuntimeError> {
@@ -203,6 +210,7 @@ impl<'s> Session<'s> {
             effects: Effects::default(),
             poisoned: HashMap::new(),
             last_report: Instant::now(),
+            aborts_since_commit: 0,
         })
     }
 
@@ -630,8 +638,9 @@ impl<'s> Session<'s> {
         let Some(txn) = guard.as_mut() else { return };
         if txn.commit_due(interval, MAX_RECORDS_PER_TRANSACTION) {
             let group = self.consumer.group_metadata();
-            if let Err(failure) = ctx.commit(txn, group.as_ref()) {
-                ctx.set_failure(failure);
+            match ctx.commit(txn, group.as_ref()) {
+                Ok(_) => self.aborts_since_commit = 0,
+                Err(failure) => ctx.set_failure(failure),
             }
         }
     }
@@ -646,12 +655,17 @@ impl<'s> Session<'s> {
             reason = failure.reason(),
             "transaction failed; rewinding to the last commit"
         );
-        if let TxnFailure::Fatal(reason) = &failure {
-            let label = if reason.to_lowercase().contains("fenced") {
-                "fenced"
-            } else {
-                "fatal"
-            };
+        self.aborts_since_commit += 1;
+        let rebuild = match &failure {
+            TxnFailure::Fatal(reason) if reason.to_lowercase().contains("fenced") => Some("fenced"),
+            TxnFailure::Fatal(_) => Some("fatal"),
+            TxnFailure::Aborted(_) if self.aborts_since_commit >= ABORTS_BEFORE_REBUILD => {
+                Some("repeated_aborts")
+            }
+            TxnFailure::Aborted(_) => None,
+        };
+        if let Some(label) = rebuild {
+            self.aborts_since_commit = 0;
             self.setup.metrics.producer_recreated(label);
             let producer = create_producer(&self.setup.config, &self.transactional_id)?;
             if let Some(txn) = self.consumer.context().txn().as_mut() {
