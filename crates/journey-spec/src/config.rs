@@ -256,7 +256,7 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         None => Some(PathBuf::from("journeys")),
     }
     .map(|dir| match file.parent() {
-        Some(parent) if dir.is_relative() => parent.join(dir),
+        Some(parent) if dir.is_relative() => join_lexically(parent, &dir),
         _ => dir,
     });
     let kafka = section(cx, &f, "kafka", kafka);
@@ -663,3 +663,27 @@ fn log(cx: &mut Cx, node: &Node) -> Option<LogConfig> {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+/// `base` joined with the relative path `rel`, with `..` folded into the preceding name where
+/// there is one (`deploy` + `../journeys` is `journeys`), so paths in messages read the way a
+/// person would write them. Purely textual: a `..` after a symbolic link would differ from the
+/// file system's view, which does not matter for a configuration-relative journeys directory.
+fn join_lexically(base: &FsPath, rel: &FsPath) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in base.join(rel).components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}

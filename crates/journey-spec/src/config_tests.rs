@@ -100,7 +100,9 @@ fn paths_resolve_against_the_file() {
     assert_eq!(c.journeys_dir, PathBuf::from("journeys"));
     let text = format!("journeys_dir: ../j\n{CHANNELS}");
     let c = parse_config(&text, FsPath::new("deploy/journeyd.yaml"), &[]).unwrap();
-    assert_eq!(c.journeys_dir, PathBuf::from("deploy/../j"));
+    assert_eq!(c.journeys_dir, PathBuf::from("j"));
+    let c = parse_config(&text, FsPath::new("journeyd.yaml"), &[]).unwrap();
+    assert_eq!(c.journeys_dir, PathBuf::from("../j"));
     let text = format!("journeys_dir: /srv/journeys\n{CHANNELS}");
     let c = parse_config(&text, FsPath::new("deploy/journeyd.yaml"), &[]).unwrap();
     assert_eq!(c.journeys_dir, PathBuf::from("/srv/journeys"));
