@@ -127,6 +127,25 @@ impl Timers {
     }
 }
 
+/// Instances in flight per interned journey id. An entry stays (at zero) once its journey has
+/// had an instance, so the map is bounded by the journeys this engine has run.
+#[derive(Default)]
+struct ActiveCounts(FxHashMap<u32, usize>);
+
+impl ActiveCounts {
+    fn enter(&mut self, jid: u32) {
+        *self.0.entry(jid).or_default() += 1;
+    }
+
+    fn leave(&mut self, jid: u32) {
+        let n = self
+            .0
+            .get_mut(&jid)
+            .expect("an instance that ends was counted when it began");
+        *n -= 1;
+    }
+}
+
 /// Whether a timer entry is still the one its instance waits on.
 fn timer_is_live(slots: &Slots, key: &TKey) -> bool {
     let (due, seq, slot, jid) = *key;
@@ -153,6 +172,8 @@ pub struct Engine {
     slots: Slots,
     free: Vec<u32>,
     timers: Timers,
+    /// Instances in flight per journey, kept as they enter and end.
+    active: ActiveCounts,
     seq: u64,
     clock: DateTime<Utc>,
     /// Call counter, to report each changed customer once per call.
@@ -219,6 +240,8 @@ impl Slots {
         self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
     }
 
+    /// Every slot in order. Only the test recounts walk all customers read-only.
+    #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = &Option<Customer>> {
         self.chunks.iter().flatten()
     }
@@ -247,6 +270,7 @@ impl std::ops::IndexMut<usize> for Slots {
 struct Ctx<'a> {
     b: &'a Bound,
     timers: &'a mut Timers,
+    active: &'a mut ActiveCounts,
     seq: &'a mut u64,
     slot: u32,
     now: DateTime<Utc>,
@@ -372,6 +396,7 @@ impl Ctx<'_> {
     fn end_instance(&mut self, cust: &mut Customer, pos: usize) {
         let inst = cust.rest.instances.remove(pos);
         self.cancel_timer(&inst);
+        self.active.leave(inst.jid);
         if cust.rest.instances.is_empty() {
             // Most customers are idle most of the time: give the instance space back.
             cust.rest.instances.shrink_to_fit();
@@ -578,6 +603,7 @@ impl Ctx<'_> {
             wait: Wait::Running,
         };
         let pos = insert_sorted(cust, inst);
+        self.active.enter(jid);
         self.run(cust, pos, Some(0));
     }
 
@@ -1031,6 +1057,7 @@ impl Engine {
             slots: Slots::default(),
             free: Vec::new(),
             timers: Timers::default(),
+            active: ActiveCounts::default(),
             seq: 0,
             clock: DateTime::<Utc>::MIN_UTC,
             epoch: 0,
@@ -1129,6 +1156,7 @@ impl Engine {
             let mut ctx = Ctx {
                 b: &self.bound,
                 timers: &mut self.timers,
+                active: &mut self.active,
                 seq: &mut self.seq,
                 slot,
                 now,
@@ -1196,6 +1224,7 @@ impl Engine {
                 let mut ctx = Ctx {
                     b: &self.bound,
                     timers: &mut self.timers,
+                    active: &mut self.active,
                     seq: &mut self.seq,
                     slot,
                     now: due,
@@ -1392,6 +1421,7 @@ impl Engine {
         }
         let slot = self.slot_for(customer_id);
         for inst in &mut c.rest.instances {
+            self.active.enter(inst.jid);
             match inst.wait {
                 Wait::Timer { due, seq, .. } => {
                     self.timers.insert((due, seq, slot, inst.jid));
@@ -1428,6 +1458,7 @@ impl Engine {
                 if let Wait::Timer { .. } = inst.wait {
                     self.timers.cancel();
                 }
+                self.active.leave(inst.jid);
             }
         }
         self.free.push(slot);
@@ -1439,20 +1470,45 @@ impl Engine {
         self.index.len()
     }
 
-    /// Journey instances in flight, per journey id (sorted by journey id).
+    /// Journey instances in flight, per journey id (sorted by journey id; journeys with none
+    /// are left out). Reads counts kept as instances enter and end, so it costs the number of
+    /// journeys, not of customers.
     pub fn active_instances(&self) -> Vec<(String, usize)> {
+        self.named_counts(self.active.0.iter().map(|(&j, &n)| (j, n)))
+    }
+
+    /// Counts by interned journey id as (name, count), zeros left out, sorted by name.
+    fn named_counts(&self, counts: impl Iterator<Item = (u32, usize)>) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = counts
+            .filter(|&(_, n)| n > 0)
+            .map(|(j, n)| (self.interner.name(j).to_string(), n))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// [`Engine::active_instances`] counted from scratch over every customer, to check the
+    /// kept counts against.
+    #[cfg(test)]
+    pub(crate) fn recount_active_instances(&self) -> Vec<(String, usize)> {
         let mut counts: FxHashMap<u32, usize> = FxHashMap::default();
         for c in self.slots.iter().flatten() {
             for i in &c.rest.instances {
                 *counts.entry(i.jid).or_default() += 1;
             }
         }
-        let mut v: Vec<(String, usize)> = counts
-            .into_iter()
-            .map(|(j, n)| (self.interner.name(j).to_string(), n))
-            .collect();
-        v.sort();
-        v
+        self.named_counts(counts.into_iter())
+    }
+
+    /// [`Engine::pending_timers`] counted from scratch over every customer.
+    #[cfg(test)]
+    pub(crate) fn recount_pending_timers(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(|c| c.rest.instances.iter())
+            .filter(|i| matches!(i.wait, Wait::Timer { .. }))
+            .count()
     }
 
     /// Pending timers.

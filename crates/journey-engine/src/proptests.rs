@@ -205,6 +205,19 @@ fn run(events: &[Ev], switch_at: Option<usize>, check: bool) -> Vec<String> {
     let mut model = Model::default();
     for (i, e) in events.iter().enumerate() {
         if Some(i) == switch_at {
+            if check {
+                // Round-trip every other customer in place: an import replaces the customer's
+                // instances, and the counts must follow.
+                for c in (0..6).step_by(2) {
+                    let id = format!("c{c}");
+                    if let Some(b) = engine.export_customer(&id) {
+                        let before = engine.active_instances();
+                        engine.import_customer(&id, &b).unwrap();
+                        assert_eq!(engine.active_instances(), before);
+                        assert_counts(&engine);
+                    }
+                }
+            }
             let mut fresh = Engine::new(catalog.clone());
             for c in 0..6 {
                 let id = format!("c{c}");
@@ -214,11 +227,13 @@ fn run(events: &[Ev], switch_at: Option<usize>, check: bool) -> Vec<String> {
             }
             assert_eq!(fresh.pending_timers(), engine.pending_timers());
             assert_eq!(fresh.active_instances(), engine.active_instances());
+            assert_counts(&fresh);
             engine = fresh;
         }
         engine.fire_due(e.at, &mut out);
         if check {
             model.check(&out.commands);
+            assert_counts(&engine);
         }
         drain(&mut out, &mut lines);
         clock = clock.max(e.at);
@@ -235,6 +250,7 @@ fn run(events: &[Ev], switch_at: Option<usize>, check: bool) -> Vec<String> {
                 model.apply(&ev);
             }
             model.check(&out.commands);
+            assert_counts(&engine);
             let v = engine.inspect(&e.cust, clock).unwrap();
             let mut ids: Vec<&str> = v["journeys"]
                 .as_array()
@@ -252,9 +268,33 @@ fn run(events: &[Ev], switch_at: Option<usize>, check: bool) -> Vec<String> {
     engine.fire_due(clock + CDuration::days(3), &mut out);
     if check {
         model.check(&out.commands);
+        assert_counts(&engine);
     }
     drain(&mut out, &mut lines);
+    if check {
+        // Forgetting customers one by one takes their instances out of the counts.
+        for c in 0..6 {
+            engine.remove_customer(&format!("c{c}"));
+            assert_counts(&engine);
+        }
+        assert_eq!(engine.active_instances(), vec![]);
+        assert_eq!(engine.pending_timers(), 0);
+    }
     lines
+}
+
+/// The counts the engine keeps as it goes equal a count over every customer.
+fn assert_counts(engine: &Engine) {
+    assert_eq!(
+        engine.active_instances(),
+        engine.recount_active_instances(),
+        "active instances"
+    );
+    assert_eq!(
+        engine.pending_timers(),
+        engine.recount_pending_timers(),
+        "pending timers"
+    );
 }
 
 fn drain(out: &mut Effects, lines: &mut Vec<String>) {

@@ -1116,3 +1116,43 @@ fn idle_customer_state_is_small() {
     let n2 = s.engine.customer_bytes("c").unwrap();
     assert!(n2 > n && n2 < 768, "{n2} bytes");
 }
+
+#[test]
+fn active_counts_follow_imports_that_replace_or_drop_instances() {
+    let mut s = Sim::new(vec![cart_journey(), wait_for_journey()]);
+    for c in ["a", "b"] {
+        s.event(
+            c,
+            "cart_updated",
+            "2026-01-01T10:00:00Z",
+            json!({"cart_value": 30}),
+        );
+        s.event(c, "signup", "2026-01-01T10:00:00Z", json!({}));
+    }
+    let both = vec![("cart_abandonment".into(), 2), ("wf".into(), 2)];
+    assert_eq!(s.engine.active_instances(), both);
+    let a = s.engine.export_customer("a").unwrap();
+    // Replacing a customer's state with the same state leaves the counts as they were.
+    s.engine.import_customer("a", &a).unwrap();
+    assert_eq!(s.engine.active_instances(), both);
+    assert_eq!(s.engine.recount_active_instances(), both);
+    // Replacing it with a state outside every journey takes its instances out.
+    let mut idle = Sim::new(vec![cart_journey()]);
+    idle.event("a", "page_viewed", "2026-01-01T10:00:00Z", json!({}));
+    s.engine
+        .import_customer("a", &idle.engine.export_customer("a").unwrap())
+        .unwrap();
+    let one_each = vec![("cart_abandonment".into(), 1), ("wf".into(), 1)];
+    assert_eq!(s.engine.active_instances(), one_each);
+    assert_eq!(s.engine.recount_active_instances(), one_each);
+    // An engine that knows only the cart journey drops the `wf` instance on import.
+    let mut other = Engine::new(Arc::new(Catalog::new(&config(), vec![cart_journey()])));
+    other.import_customer("a", &a).unwrap();
+    let cart_only = vec![("cart_abandonment".into(), 1)];
+    assert_eq!(other.active_instances(), cart_only);
+    assert_eq!(other.recount_active_instances(), cart_only);
+    assert_eq!(other.pending_timers(), other.recount_pending_timers());
+    other.remove_customer("a");
+    assert_eq!(other.active_instances(), vec![]);
+    assert_eq!(s.engine.pending_timers(), s.engine.recount_pending_timers());
+}
