@@ -3,26 +3,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use journey_engine::{Catalog, Event};
-use journey_spec::{parse_config, parse_journey, Config};
+use journey_spec::{parse_config, parse_journey, Config, EXAMPLE_CONFIG};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::Arc;
-
-/// The configuration of config.md.
-pub const CONFIG: &str = r#"
-channels:
-  email: { topic: actions.email, address: email, consent: opt_out, quiet_hours: false }
-  sms:   { topic: actions.sms,   address: phone, consent: opt_in,  quiet_hours: true }
-  push:  { topic: actions.push,  address: push_token, consent: opt_out, quiet_hours: true }
-frequency_caps:
-  - { name: email_weekly, channels: [email], max: 3, per: 7d }
-  - { name: sms_daily,    channels: [sms],   max: 1, per: 1d }
-  - { name: all_weekly,   channels: all,     max: 5, per: 7d }
-quiet_hours:
-  start: "21:00"
-  end: "08:00"
-  default_timezone: UTC
-"#;
 
 /// A mix of journeys: the cart abandonment example of journeys.md, a browse follow-up with an
 /// A/B split, a transactional shipping update and a post-purchase cross-sell.
@@ -137,9 +121,10 @@ pub fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// Parses [`CONFIG`].
+/// The configuration of config.md's example ([`journey_spec::EXAMPLE_CONFIG`]).
 pub fn config() -> Config {
-    parse_config(CONFIG, Path::new("bench-config.yaml"), &[]).expect("bench config is valid")
+    parse_config(EXAMPLE_CONFIG, Path::new("bench-config.yaml"), &[])
+        .expect("bench config is valid")
 }
 
 /// The compiled bench catalog.

@@ -15,7 +15,7 @@ use journey_spec::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
 use std::path::Path;
@@ -71,6 +71,39 @@ struct Read {
     key: String,
     payload: Option<String>,
     headers: Vec<(String, String)>,
+}
+
+/// Logs (with `RUST_LOG`), an in-process cluster with the service's topics, a journeys
+/// directory and a configuration pointing at both.
+fn setup() -> (
+    MockCluster<'static, DefaultProducerContext>,
+    String,
+    tempfile::TempDir,
+    Config,
+) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    for topic in [
+        "events",
+        "actions.email",
+        "journey.decisions",
+        "events.dead_letter",
+        "journeyd.state",
+    ] {
+        mock.create_topic(topic, PARTITIONS, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(&bootstrap, dir.path(), http_port);
+    (mock, bootstrap, dir, config)
 }
 
 /// Reads every committed record of `topic` (all partitions) until `enough` holds or `timeout`.
@@ -167,28 +200,8 @@ fn event(id: &str, customer: &str, kind: &str, properties: &str) -> String {
 async fn events_become_commands_decisions_changelog_and_dead_letters_exactly_once() {
     // `RUST_LOG=journey_kafka=debug cargo test -p journey-kafka mock_tests -- --nocapture`
     // shows the runtime's log while the test runs.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let mock = MockCluster::new(1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
-    for topic in [
-        "events",
-        "actions.email",
-        "journey.decisions",
-        "events.dead_letter",
-        "journeyd.state",
-    ] {
-        mock.create_topic(topic, PARTITIONS, 1).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = config(&bootstrap, dir.path(), http_port);
+    let (_mock, bootstrap, _dir, config) = setup();
+    let listen = config.metrics.listen.clone();
 
     let profile = event(
         "e-1",
@@ -264,7 +277,7 @@ async fn events_become_commands_decisions_changelog_and_dead_letters_exactly_onc
 
     // The inspection endpoint asks the processing thread, which owns the engines.
     let http = reqwest::Client::new();
-    let url = |id: &str| format!("http://127.0.0.1:{http_port}/customers/{id}");
+    let url = |id: &str| format!("http://{listen}/customers/{id}");
     let known = http
         .get(url("c-1"))
         .bearer_auth("s3cret")
@@ -364,28 +377,7 @@ fn counter_total(metrics: &Metrics, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_transaction_is_recovered_in_place() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let mock = MockCluster::new(1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
-    for topic in [
-        "events",
-        "actions.email",
-        "journey.decisions",
-        "events.dead_letter",
-        "journeyd.state",
-    ] {
-        mock.create_topic(topic, PARTITIONS, 1).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = config(&bootstrap, dir.path(), http_port);
+    let (mock, bootstrap, _dir, config) = setup();
     let profile = event(
         "e-1",
         "c-7",
