@@ -436,28 +436,7 @@ async fn an_aborted_transaction_is_recovered_in_place() {
 /// every replayed event is recognised as already processed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_changelog_entry_per_customer_and_transaction_holds_all_its_events() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let mock = MockCluster::new(1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
-    for topic in [
-        "events",
-        "actions.email",
-        "journey.decisions",
-        "events.dead_letter",
-        "journeyd.state",
-    ] {
-        mock.create_topic(topic, PARTITIONS, 1).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = config(&bootstrap, dir.path(), http_port);
+    let (_mock, bootstrap, _dir, mut config) = setup();
     // Long enough for the whole backlog to be processed inside the first transaction.
     config.kafka.commit_interval_ms = 3000;
     let mut events = vec![event(
