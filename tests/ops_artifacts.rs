@@ -8,6 +8,7 @@
 //! PromQL syntax itself is checked by `deploy/prometheus/check.sh` (promtool).
 
 use journey_kafka::metrics::{metric_names, METRIC_FAMILIES};
+use journey_spec::Diagnostics;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -520,11 +521,7 @@ fn parse_manifest_config(text: &str) -> journey_spec::Config {
     journey_spec::parse_config(text, file, &env).unwrap_or_else(|diags| {
         panic!(
             "ConfigMap journeyd.yaml is invalid:\n{}",
-            diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
+            Diagnostics::from(diags)
         )
     })
 }
@@ -549,14 +546,7 @@ fn the_configmap_configuration_and_journeys_validate() {
         let name = name.as_str().unwrap();
         let file = Path::new("/etc/journeyd/journeys").join(name);
         if let Err(diags) = journey_spec::parse_journey(text.as_str().unwrap(), &file, &config) {
-            panic!(
-                "{name} is invalid:\n{}",
-                diags
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            panic!("{name} is invalid:\n{}", Diagnostics::from(diags));
         }
     }
 }

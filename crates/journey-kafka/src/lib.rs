@@ -56,7 +56,7 @@ use crate::http::{Health, HttpError, HttpServer, Inspector};
 use crate::metrics::Metrics;
 use crate::worker::{Control, WorkerSetup};
 use journey_engine::Catalog;
-use journey_spec::{Config, Diagnostic};
+use journey_spec::{Config, Diagnostic, Diagnostics};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -79,8 +79,8 @@ pub struct ServiceOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The journeys could not be loaded at start.
-    #[error("invalid journeys:\n{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
-    Journeys(Vec<Diagnostic>),
+    #[error("invalid journeys:\n{0}")]
+    Journeys(Diagnostics),
     /// Topic setup failed (missing rights, inconsistent partition counts).
     #[error(transparent)]
     Topics(#[from] topics::TopicError),
@@ -142,7 +142,7 @@ pub async fn run_service(
             tracing::info!(journeys = n, dir = %config.journeys_dir.display(), "journeys loaded");
             catalog
         }
-        Err(diagnostics) => return Err(RuntimeError::Journeys(diagnostics)),
+        Err(diagnostics) => return Err(RuntimeError::Journeys(diagnostics.into())),
     };
 
     // Bind first so that a taken port fails the start rather than a background task.
