@@ -56,7 +56,6 @@ fn main() -> ExitCode {
 }
 
 /// Default configuration file looked for when `--config` is not given.
-#[allow(dead_code)]
 pub(crate) fn default_config_path() -> PathBuf {
     PathBuf::from("journeyd.yaml")
 }
