@@ -90,4 +90,20 @@ mod tests {
         drop(extracted);
         let _ = std::fs::remove_dir_all(&parent);
     }
+
+    /// A journey added to `journeys/` must be added to [`JOURNEYS`] too, or the demo run from
+    /// outside the checkout would silently lack it.
+    #[test]
+    fn every_example_journey_is_embedded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../journeys");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = JOURNEYS.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
 }
