@@ -344,6 +344,7 @@ fn decision(
         step_id: None,
         kind,
         channel: None,
+        command_id: None,
         reason: None,
         event_id: None,
         holdout: None,
@@ -818,9 +819,10 @@ impl Ctx<'_> {
             trigger_event_id: self.s(&inst.trigger_event_id),
             issued_at: self.now,
         };
-        self.out.commands.push(command);
         let mut d = self.step_decision(cust, pos, "sent", true);
         d.channel = Some(self.s(&ch.name));
+        d.command_id = Some(self.s(&command.command_id));
+        self.out.commands.push(command);
         self.out.decisions.push(d);
         cust.rest.instances[pos].sends += 1;
         if marketing {

@@ -84,6 +84,8 @@ pub struct Decision {
     /// `holdout`, `split`, `exited`, `goal`, `completed`, `duplicate_event`, `bad_timezone`.
     pub kind: &'static str,
     pub channel: Option<String>,
+    /// On `sent`: the `command_id` of the send command it records.
+    pub command_id: Option<String>,
     pub reason: Option<String>,
     pub event_id: Option<String>,
     pub holdout: Option<bool>,

@@ -532,6 +532,7 @@ mod tests {
             step_id: Some("s".into()),
             kind,
             channel: None,
+            command_id: None,
             reason: reason.map(str::to_string),
             event_id: Some("e-1".into()),
             holdout: None,
