@@ -371,8 +371,59 @@ impl<'n> Converter<'_, '_> {
                 );
             }
         }
+        self.for_send_checks(items, &steps);
         self.graph_checks(items);
         steps.into_iter().collect()
+    }
+
+    /// Every `wait_for.for_send` names a `send` step of the journey.
+    fn for_send_checks(&mut self, items: &'n [Node], steps: &[Option<Step>]) {
+        let kind_of = |id: &str| {
+            steps
+                .iter()
+                .flatten()
+                .find(|s| s.id == id)
+                .map(|s| s.action.kind())
+        };
+        let ids: Vec<&str> = steps.iter().flatten().map(|s| s.id.as_str()).collect();
+        for (item, step) in items.iter().zip(steps) {
+            let Some(Step {
+                action: Action::WaitFor(w),
+                ..
+            }) = step
+            else {
+                continue;
+            };
+            let Some(target) = &w.for_send else { continue };
+            let node = match &item.kind {
+                yaml::Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.text() == Some("wait_for"))
+                    .and_then(|(_, v)| match &v.kind {
+                        yaml::Kind::Map(w) => w
+                            .iter()
+                            .find(|(k, _)| k.text() == Some("for_send"))
+                            .map(|(_, n)| n),
+                        _ => None,
+                    }),
+                _ => None,
+            };
+            let Some(node) = node else { continue };
+            match kind_of(target) {
+                Some("send") => {}
+                Some(kind) => self.cx.err(
+                    node,
+                    format!("`for_send` must name a `send` step; `{target}` is a `{kind}` step"),
+                ),
+                None => {
+                    let hint = did_you_mean(target, ids.iter().copied());
+                    self.cx.err(
+                        node,
+                        format!("`for_send` names unknown step `{target}`{hint}"),
+                    );
+                }
+            }
+        }
     }
 
     fn step(
@@ -481,13 +532,25 @@ impl<'n> Converter<'_, '_> {
             node,
             "`wait_for`",
             "wait_for",
-            &["event", "where", "timeout", "on_event", "on_timeout"],
+            &[
+                "event",
+                "where",
+                "for_send",
+                "timeout",
+                "on_event",
+                "on_timeout",
+            ],
         )?;
         let event = f
             .require(self.cx, "event")
             .and_then(|n| self.cx.nonempty_string(n, "event"));
         let condition = match f.get("where") {
             Some(n) => condition(self.cx, n, Scope::WithEvent).map(Some),
+            None => Some(None),
+        };
+        // Checked against the steps once every step is known (see `steps`).
+        let for_send = match f.get("for_send") {
+            Some(n) => self.cx.identifier(n, "`for_send` step id").map(Some),
             None => Some(None),
         };
         let timeout = f
@@ -504,6 +567,7 @@ impl<'n> Converter<'_, '_> {
         Some(WaitFor {
             event: event?,
             condition: condition?,
+            for_send: for_send?,
             timeout: timeout?,
             on_event,
             on_timeout,

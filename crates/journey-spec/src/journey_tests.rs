@@ -365,6 +365,27 @@ fn references() {
 }
 
 #[test]
+fn wait_for_for_send_names_a_send_step() {
+    let j = steps_ok(
+        "  - id: first\n    send: { channels: [email], template: t }\n  - id: w\n    wait_for: { event: message_opened, for_send: first, timeout: 1d }\n",
+    );
+    match &j.steps[1].action {
+        Action::WaitFor(w) => assert_eq!(w.for_send.as_deref(), Some("first")),
+        other => panic!("not a wait_for: {other:?}"),
+    }
+    assert_eq!(
+        step_errors(
+            "  - id: first\n    send: { channels: [email], template: t }\n  - id: w\n    wait_for: { event: message_opened, for_send: frist, timeout: 1d }\n  - id: x\n    wait_for: { event: message_opened, for_send: w, timeout: 1d }\n  - id: y\n    wait_for: { event: message_opened, for_send: Bad-Id, timeout: 1d }\n"
+        ),
+        [
+            "8:50: `for_send` names unknown step `frist`; did you mean `first`?",
+            "10:50: `for_send` must name a `send` step; `w` is a `wait_for` step",
+            "12:50: bad `for_send` step id `Bad-Id`: use only lowercase letters, digits and `_`",
+        ]
+    );
+}
+
+#[test]
 fn unreachable_steps() {
     assert_eq!(
         step_errors(

@@ -213,6 +213,10 @@ pub struct Send {
 pub struct WaitFor {
     pub event: String,
     pub condition: Option<Condition>,
+    /// `for_send: STEP`: only events whose `properties.command_id` is the id of a command that
+    /// send step (of the same journey) issued in this instance match. Validation guarantees
+    /// the step exists and is a `send`.
+    pub for_send: Option<String>,
     pub timeout: Duration,
     /// `None`: the following step.
     pub on_event: Option<Next>,

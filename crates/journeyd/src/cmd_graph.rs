@@ -192,6 +192,9 @@ pub fn render(journey: &Journey) -> String {
                 if let Some(c) = &wait_for.condition {
                     awaited = format!("{awaited} where {}", condition(c));
                 }
+                if let Some(send) = &wait_for.for_send {
+                    awaited = format!("{awaited} for_send {send}");
+                }
                 let label = format!(
                     "{}<br/>wait_for {}<br/>timeout {}",
                     step.id,
