@@ -20,7 +20,7 @@
 //!   (so `exited`, `goal` and whatever a `wait_for` match runs carry the event that caused
 //!   them); otherwise, for decisions made by a timer firing (waits, `wait_for` timeouts,
 //!   deferred sends, resumes), the instance's trigger event id, as in the decision example of
-//!   events.md.
+//!   docs/reference/decisions.md.
 //! - **`if_no_channel: exit`**: decision `no_channel`, then `exited` with reason `no_channel`.
 //! - **`completed`** carries no `step_id`; `goal` and `exited` carry the step the customer was at.
 //!   `deferred` names the channel that was chosen. `bad_timezone` carries the rejected value as

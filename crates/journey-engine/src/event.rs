@@ -1,5 +1,5 @@
-//! Parsing and validation of behavioural events (events.md). A record that fails here goes to
-//! the dead-letter topic with the readable message as its `error` header.
+//! Parsing and validation of behavioural events (docs/reference/events.md). A record that fails
+//! here goes to the dead-letter topic with the readable message as its `error` header.
 
 use crate::{Event, EventError};
 use chrono::{DateTime, Utc};

@@ -21,7 +21,7 @@ pub use output::format_time;
 use chrono::{DateTime, Utc};
 use journey_spec::{Config, Journey};
 
-/// A behavioural event (events.md), validated.
+/// A behavioural event (docs/reference/events.md), validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_id: String,
@@ -47,7 +47,7 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, EventError> 
     event::parse(bytes, max_bytes)
 }
 
-/// A send command (events.md), addressed to the channel's topic.
+/// A send command (docs/reference/commands.md), addressed to the channel's topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendCommand {
     pub command_id: String,
@@ -66,13 +66,13 @@ pub struct SendCommand {
 }
 
 impl SendCommand {
-    /// The JSON body, fields in the order of events.md.
+    /// The JSON body, fields in the order of docs/reference/commands.md.
     pub fn to_json(&self) -> String {
         self.render()
     }
 }
 
-/// A decision record (events.md).
+/// A decision record (docs/reference/decisions.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub at: DateTime<Utc>,

@@ -1,4 +1,5 @@
-//! JSON rendering of send commands and decisions, fields in the order of events.md, timestamps
+//! JSON rendering of send commands and decisions, fields in the order of docs/reference/commands.md and
+//! docs/reference/decisions.md, timestamps
 //! as RFC 3339 UTC with `Z` and fractional seconds only when non-zero.
 
 use crate::{Decision, SendCommand};

@@ -1,4 +1,4 @@
-//! Behaviour tests of the engine, one rule at a time (journeys.md, events.md, config.md).
+//! Behaviour tests of the engine, one rule at a time (docs/journeys.md, docs/reference/).
 
 use crate::testkit::*;
 use crate::{Catalog, Engine};

@@ -37,7 +37,7 @@ const RESTORE_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
-/// Decision reasons that the engine produces (events.md) and that are safe as label values.
+/// Decision reasons that the engine produces (docs/reference/decisions.md) and that are safe as label values.
 /// `frequency_cap:<cap name>` is accepted too: cap names come from the configuration.
 const KNOWN_REASONS: &[&str] = &[
     "unless",

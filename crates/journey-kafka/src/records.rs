@@ -39,7 +39,8 @@ pub struct Source<'a> {
 }
 
 /// The dead-letter record for a bad input: the original key and payload unchanged, plus the
-/// headers events.md requires (`error`, `source_topic`, `source_partition`, `source_offset`).
+/// headers docs/reference/events.md documents (`error`, `source_topic`, `source_partition`,
+/// `source_offset`).
 pub fn dead_letter_record(
     dead_letter_topic: &str,
     source: &Source<'_>,

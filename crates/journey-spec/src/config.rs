@@ -1,4 +1,4 @@
-//! The engine configuration file (config.md): parsing, defaults, validation and environment
+//! The engine configuration file (docs/reference/configuration.md): parsing, defaults, validation and environment
 //! overrides.
 //!
 //! Every value has a default except `channels`. Unknown keys are errors.
@@ -38,7 +38,7 @@ use indexmap::IndexMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::rc::Rc;
 
-/// The configuration of config.md's example, used by [`Config::example`].
+/// The example of docs/reference/configuration.md, used by [`Config::example`].
 pub const EXAMPLE_CONFIG: &str = r#"journeys_dir: journeys
 kafka:
   bootstrap_servers: 127.0.0.1:9092
@@ -89,7 +89,7 @@ const KAFKA_KEYS: [&str; 10] = [
 ];
 
 impl Config {
-    /// The example configuration of config.md (channels email, sms and push; three caps), as
+    /// The example configuration of docs/reference/configuration.md (channels email, sms and push; three caps), as
     /// loaded from a file `journeyd.yaml` in the working directory.
     pub fn example() -> Config {
         parse_config(EXAMPLE_CONFIG, FsPath::new("journeyd.yaml"), &[])

@@ -1,4 +1,5 @@
-//! Journey files: conversion of the YAML tree into [`Journey`], every check of journeys.md
+//! Journey files: conversion of the YAML tree into [`Journey`], every check of the journey
+//! language (docs/journeys.md)
 //! (references, reachability, loops without a wait, split totals, declared channels), and the
 //! loading of a whole journeys directory with cross-file checks.
 

@@ -293,7 +293,7 @@ pub struct Journey {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Engine configuration (config.md)
+// Engine configuration (docs/reference/configuration.md)
 // ---------------------------------------------------------------------------------------------
 
 /// `opt_in | opt_out`.
@@ -345,11 +345,11 @@ pub struct KafkaConfig {
     pub state_topic: String,
     /// librdkafka properties passed through as they are.
     pub client: IndexMap<String, String>,
-    /// Addition to config.md: how often the open transaction is committed (default 100).
+    /// How often the open transaction is committed (default 100).
     pub commit_interval_ms: u64,
-    /// Addition to config.md: largest accepted event in bytes (default 65536).
+    /// Largest accepted event in bytes (default 65536).
     pub max_event_bytes: usize,
-    /// Addition to config.md: the producer's `transactional.id`; default
+    /// The producer's `transactional.id`; default
     /// `<group_id>-<hostname>`, stable per instance (a StatefulSet pod name).
     pub transactional_id: Option<String>,
 }
@@ -359,7 +359,7 @@ pub struct MetricsConfig {
     pub listen: String,
 }
 
-/// Addition to config.md: the `GET /customers/{id}` inspection endpoint, off by default.
+/// The `GET /customers/{id}` inspection endpoint, off by default.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct InspectConfig {
     pub enabled: bool,
@@ -375,7 +375,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Addition to config.md: logging.
+/// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogConfig {
     pub format: LogFormat,
