@@ -86,6 +86,7 @@ pub fn config() -> Config {
             end: TimeOfDay { hour: 8, minute: 0 },
             default_timezone: chrono_tz::UTC,
         },
+        event_catalog: None,
         inspect: InspectConfig::default(),
         log: LogConfig {
             format: LogFormat::Text,

@@ -1,7 +1,113 @@
-//! What the runtime writes to Kafka besides commands and decisions (which are produced
-//! straight from the engine's effects), as plain values: changelog entries and the dead-letter
-//! record of a bad input. Keeping this pure lets it be tested without a broker; the
-//! transaction only hands the values to the producer.
+//! What the runtime reads and writes besides commands and decisions (which are produced
+//! straight from the engine's effects), as plain values: the decoding of one input record into
+//! an event ([`decode_record`]), changelog entries and the dead-letter record of a bad input.
+//! Keeping this pure lets it be tested without a broker; the worker only hands records in and
+//! values out.
+
+use journey_engine::{parse_event, Event, EventError};
+use journey_spec::{Config, UnknownEvents};
+use rdkafka::message::{Headers, Message};
+
+/// Longest record key quoted in a dead-letter reason, in characters.
+const MAX_QUOTED_KEY: usize = 300;
+
+/// A decoded input record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub event: Event,
+    /// The configured event catalogue does not list the event's type (and says to count it).
+    pub uncatalogued: bool,
+}
+
+/// Decodes one input record of `topic` into an event (docs/reference/events.md): the value is
+/// parsed and validated, the record key must be the event's `customer_id`, and with an event
+/// catalogue an event of an unlisted type is counted or rejected (`unknown_events`). An error
+/// is the dead-letter reason: its `kind` is the metric label, its message the `error` header.
+/// `headers` are the record's headers (name, value).
+pub fn decode_record(
+    config: &Config,
+    topic: &str,
+    key: Option<&[u8]>,
+    headers: &[(&str, &[u8])],
+    payload: &[u8],
+) -> Result<Decoded, EventError> {
+    let _ = (topic, headers);
+    let event = parse_event(payload, config.kafka.max_event_bytes)?;
+    check_key(key, &event.customer_id)?;
+    let mut uncatalogued = false;
+    if let Some(catalog) = &config.event_catalog {
+        if !catalog.knows(&event.event_type) {
+            match catalog.unknown_events {
+                UnknownEvents::Count => uncatalogued = true,
+                UnknownEvents::DeadLetter => {
+                    return Err(EventError {
+                        kind: "unknown_type",
+                        message: format!(
+                            "event type `{}` is not in the event catalog",
+                            event.event_type
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    Ok(Decoded {
+        event,
+        uncatalogued,
+    })
+}
+
+/// The record key must be the customer id, so that all of a customer's records share one
+/// partition (and one engine).
+fn check_key(key: Option<&[u8]>, customer_id: &str) -> Result<(), EventError> {
+    match key {
+        Some(k) if k == customer_id.as_bytes() => Ok(()),
+        Some(k) => {
+            let shown: String = String::from_utf8_lossy(k)
+                .chars()
+                .take(MAX_QUOTED_KEY)
+                .collect();
+            Err(EventError {
+                kind: "key_mismatch",
+                message: format!(
+                    "record key {shown:?} is not the event's customer_id {customer_id:?}"
+                ),
+            })
+        }
+        None => Err(EventError {
+            kind: "key_mismatch",
+            message: format!(
+                "record has no key; it must be the event's customer_id {customer_id:?}"
+            ),
+        }),
+    }
+}
+
+/// [`decode_record`] of a consumed Kafka record; counts an uncatalogued event in `metrics`.
+pub fn decode_message(
+    config: &Config,
+    msg: &impl Message,
+    metrics: &crate::metrics::Metrics,
+) -> Result<Event, EventError> {
+    let headers: Vec<(&str, &[u8])> = match msg.headers() {
+        Some(h) => h
+            .iter()
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let decoded = decode_record(
+        config,
+        msg.topic(),
+        msg.key(),
+        &headers,
+        msg.payload().unwrap_or_default(),
+    )?;
+    if decoded.uncatalogued {
+        metrics.uncatalogued_event(msg.topic());
+    }
+    Ok(decoded.event)
+}
 
 /// One record to produce inside the open transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +184,78 @@ pub struct DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use journey_spec::EventCatalog;
+
+    const EVENT: &str = r#"{"event_id":"e-1","customer_id":"c-42","type":"cart_updated","timestamp":"2026-11-23T10:15:00Z","properties":{"cart_value":59.0}}"#;
+
+    fn decode(config: &Config, key: Option<&[u8]>, payload: &str) -> Result<Decoded, EventError> {
+        decode_record(config, "events", key, &[], payload.as_bytes())
+    }
+
+    fn with_catalog(unknown_events: UnknownEvents) -> Config {
+        let mut config = Config::example();
+        config.event_catalog = Some(EventCatalog {
+            events: [("order_completed".to_string(), vec!["total".to_string()])]
+                .into_iter()
+                .collect(),
+            unknown_events,
+        });
+        config
+    }
+
+    #[test]
+    fn a_valid_record_keyed_by_its_customer_decodes() {
+        let d = decode(&Config::example(), Some(b"c-42"), EVENT).unwrap();
+        assert_eq!(d.event.customer_id, "c-42");
+        assert_eq!(d.event.event_type, "cart_updated");
+        assert!(!d.uncatalogued);
+    }
+
+    #[test]
+    fn the_key_must_be_the_customer_id() {
+        let config = Config::example();
+        let e = decode(&config, Some(b"c-7"), EVENT).unwrap_err();
+        assert_eq!(e.kind, "key_mismatch");
+        assert_eq!(
+            e.message,
+            r#"record key "c-7" is not the event's customer_id "c-42""#
+        );
+        let e = decode(&config, None, EVENT).unwrap_err();
+        assert_eq!(e.kind, "key_mismatch");
+        assert_eq!(
+            e.message,
+            r#"record has no key; it must be the event's customer_id "c-42""#
+        );
+        // A bad value is reported as such, whatever the key.
+        let e = decode(&config, Some(b"c-7"), "nope").unwrap_err();
+        assert_eq!(e.kind, "not_json");
+        // A long key is quoted shortened.
+        let long = vec![b'k'; 10_000];
+        let e = decode(&config, Some(&long), EVENT).unwrap_err();
+        assert!(e.message.len() < 400, "{}", e.message);
+    }
+
+    #[test]
+    fn uncatalogued_types_are_counted_or_dead_lettered() {
+        let count = with_catalog(UnknownEvents::Count);
+        assert!(decode(&count, Some(b"c-42"), EVENT).unwrap().uncatalogued);
+        let order = EVENT.replace("cart_updated", "order_completed");
+        assert!(!decode(&count, Some(b"c-42"), &order).unwrap().uncatalogued);
+        let consent = EVENT.replace("cart_updated", "consent_updated");
+        assert!(
+            !decode(&count, Some(b"c-42"), &consent)
+                .unwrap()
+                .uncatalogued
+        );
+        let dead = with_catalog(UnknownEvents::DeadLetter);
+        let e = decode(&dead, Some(b"c-42"), EVENT).unwrap_err();
+        assert_eq!(e.kind, "unknown_type");
+        assert_eq!(
+            e.message,
+            "event type `cart_updated` is not in the event catalog"
+        );
+        assert!(decode(&dead, Some(b"c-42"), &order).is_ok());
+    }
 
     #[test]
     fn dead_letter_keeps_bytes_and_names_its_source() {

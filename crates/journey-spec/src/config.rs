@@ -65,13 +65,14 @@ quiet_hours:
 "#;
 
 const PREFIX: &str = "JOURNEYD_";
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
     "journeys_dir",
     "kafka",
     "metrics",
     "channels",
     "frequency_caps",
     "quiet_hours",
+    "event_catalog",
     "inspect",
     "log",
 ];
@@ -273,6 +274,11 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         Some(n) => caps(cx, n, &declared),
     };
     let quiet_hours = section(cx, &f, "quiet_hours", quiet_hours);
+    let event_catalog = match f.get("event_catalog") {
+        Some(n) if n.is_null() => Some(None),
+        Some(n) => event_catalog(cx, n).map(Some),
+        None => Some(None),
+    };
     let inspect = section(cx, &f, "inspect", inspect);
     let log = section(cx, &f, "log", log);
     Some(Config {
@@ -282,6 +288,7 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         channels: channels?,
         frequency_caps: frequency_caps?,
         quiet_hours: quiet_hours?,
+        event_catalog: event_catalog?,
         inspect: inspect?,
         log: log?,
     })
@@ -620,6 +627,92 @@ fn timezone(cx: &mut Cx, node: &Node) -> Option<chrono_tz::Tz> {
             None
         }
     }
+}
+
+fn event_catalog(cx: &mut Cx, node: &Node) -> Option<EventCatalog> {
+    let f = cx.fields(
+        node,
+        "`event_catalog`",
+        "event_catalog",
+        &["events", "unknown_events"],
+    )?;
+    let unknown_events = match f.get("unknown_events") {
+        Some(n) => cx.choice(
+            n,
+            "unknown_events",
+            &[
+                ("count", UnknownEvents::Count),
+                ("dead_letter", UnknownEvents::DeadLetter),
+            ],
+        ),
+        None => Some(UnknownEvents::Count),
+    };
+    let events = f.require(cx, "events").and_then(|n| catalog_events(cx, n));
+    Some(EventCatalog {
+        events: events?,
+        unknown_events: unknown_events?,
+    })
+}
+
+/// `events:` of the catalogue: event type → `{ properties: [NAME, ...] }` (or null: none).
+fn catalog_events(cx: &mut Cx, node: &Node) -> Option<IndexMap<String, Vec<String>>> {
+    let Kind::Map(entries) = &node.kind else {
+        cx.err(
+            node,
+            "`events` must be a mapping from event type to its properties",
+        );
+        return None;
+    };
+    if entries.is_empty() {
+        cx.err(node, "`events` must list at least one event type");
+        return None;
+    }
+    let mut events = IndexMap::new();
+    let mut ok = true;
+    for (key, value) in entries {
+        let Some(name) = cx.nonempty_string(key, "event type") else {
+            ok = false;
+            continue;
+        };
+        if value.is_null() {
+            events.insert(name, Vec::new());
+            continue;
+        }
+        let subject = format!("event type `{name}`");
+        let Some(f) = cx.fields(value, &subject, &subject, &["properties"]) else {
+            ok = false;
+            continue;
+        };
+        let properties = match f.get("properties") {
+            None => Some(Vec::new()),
+            Some(n) if n.is_null() => Some(Vec::new()),
+            Some(n) => catalog_properties(cx, n),
+        };
+        match properties {
+            Some(p) => {
+                events.insert(name, p);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(events)
+}
+
+fn catalog_properties(cx: &mut Cx, node: &Node) -> Option<Vec<String>> {
+    let items = cx.list(node, "`properties`")?;
+    let mut names: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match cx.nonempty_string(item, "property") {
+            Some(name) if names.contains(&name) => {
+                cx.err(item, format!("property `{name}` is listed twice"));
+                ok = false;
+            }
+            Some(name) => names.push(name),
+            None => ok = false,
+        }
+    }
+    ok.then_some(names)
 }
 
 fn inspect(cx: &mut Cx, node: &Node) -> Option<InspectConfig> {

@@ -364,3 +364,57 @@ fn load_config_reads_the_file() {
         missing.display()
     )));
 }
+
+#[test]
+fn event_catalog_is_optional_and_parsed() {
+    assert_eq!(load(CHANNELS, &[]).unwrap().event_catalog, None);
+    let c = load(
+        &format!(
+            "{CHANNELS}event_catalog:\n  unknown_events: dead_letter\n  events:\n    cart_updated: {{ properties: [cart_value, sku] }}\n    account_closed: {{}}\n    app_opened:\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    let catalog = c.event_catalog.unwrap();
+    assert_eq!(catalog.unknown_events, UnknownEvents::DeadLetter);
+    assert_eq!(catalog.events["cart_updated"], ["cart_value", "sku"]);
+    assert!(catalog.events["account_closed"].is_empty());
+    assert!(catalog.events["app_opened"].is_empty());
+    assert!(catalog.knows("profile_updated") && catalog.knows("consent_updated"));
+    assert!(!catalog.knows("order_completed"));
+    assert_eq!(
+        catalog.properties("consent_updated"),
+        Some(vec!["channel", "status"])
+    );
+    assert_eq!(catalog.properties("profile_updated"), None);
+    let c = load(
+        &format!("{CHANNELS}event_catalog:\n  events:\n    a: {{}}\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.event_catalog.unwrap().unknown_events,
+        UnknownEvents::Count
+    );
+}
+
+#[test]
+fn event_catalog_errors() {
+    assert_eq!(
+        errors(&format!(
+            "{CHANNELS}event_catalog:\n  unknown_events: drop\n  events:\n    a: {{ properties: [x, x], propertise: [] }}\n    b: {{ properties: x }}\n"
+        )),
+        [
+            "conf/journeyd.yaml:4:19: bad unknown_events `drop`: expected `count` or `dead_letter`",
+            "conf/journeyd.yaml:6:26: property `x` is listed twice",
+            "conf/journeyd.yaml:6:30: unknown key `propertise` in event type `a`; did you mean `properties`?",
+            "conf/journeyd.yaml:7:22: `properties` must be a list",
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{CHANNELS}event_catalog: {{ unknown_events: count }}\n"
+        )),
+        ["conf/journeyd.yaml:3:16: missing required key `events` in event_catalog"]
+    );
+}

@@ -52,7 +52,12 @@ pub fn parse_journey(
     file: &FsPath,
     config: &Config,
 ) -> Result<Journey, Vec<Diagnostic>> {
-    let checked = check_journey(text, file, Some(&config.channels));
+    let checked = check_journey(
+        text,
+        file,
+        Some(&config.channels),
+        config.event_catalog.as_ref(),
+    );
     match checked.journey {
         Some(journey) if checked.diagnostics.is_empty() => Ok(journey),
         _ => Err(checked.diagnostics),
@@ -106,7 +111,12 @@ pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, 
                 continue;
             }
         };
-        let mut checked = check_journey(&text, &file, Some(&config.channels));
+        let mut checked = check_journey(
+            &text,
+            &file,
+            Some(&config.channels),
+            config.event_catalog.as_ref(),
+        );
         if let Some((id, line, col)) = &checked.id {
             match seen.get(id) {
                 Some(first) => {
@@ -139,11 +149,12 @@ pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, 
 }
 
 /// Checks one journey text. `channels` is `None` when the configuration is unknown, which skips
-/// the declared-channel check.
+/// the declared-channel check; `catalog`, when given, checks event types and properties.
 pub(crate) fn check_journey(
     text: &str,
     file: &FsPath,
     channels: Option<&IndexMap<String, ChannelConfig>>,
+    catalog: Option<&EventCatalog>,
 ) -> Checked {
     let mut cx = Cx::new(file);
     let parsed = match yaml::parse(text) {
@@ -171,7 +182,11 @@ pub(crate) fn check_journey(
                 cx: &mut cx,
                 channels,
             };
-            conv.journey(root, file, &mut id)
+            let journey = conv.journey(root, file, &mut id);
+            if let Some(catalog) = catalog {
+                crate::catalog_check::check(&mut cx, root, catalog);
+            }
+            journey
         }
     };
     Checked {

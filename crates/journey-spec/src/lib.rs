@@ -6,6 +6,7 @@
 //! Entry points: [`load_config`] / [`parse_config`] for the configuration, [`load_journeys_dir`]
 //! / [`parse_journey`] for journeys, [`json_schema`] for editors.
 
+mod catalog_check;
 mod check;
 mod condition;
 mod config;

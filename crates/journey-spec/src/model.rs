@@ -367,6 +367,54 @@ pub struct InspectConfig {
     pub token: Option<String>,
 }
 
+/// What the service does with an event whose type is not in the event catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum UnknownEvents {
+    /// Process it and count it (`journeyd_uncatalogued_events_total`).
+    #[default]
+    Count,
+    /// Send it to the dead-letter topic (reason `unknown_type`).
+    DeadLetter,
+}
+
+/// The tracking plan (`event_catalog`): every event type producers send, with its properties.
+/// `profile_updated` and `consent_updated` are always known (see [`EventCatalog::properties`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct EventCatalog {
+    /// Event type → property names, in the order written.
+    pub events: IndexMap<String, Vec<String>>,
+    pub unknown_events: UnknownEvents,
+}
+
+impl EventCatalog {
+    /// Whether events of this type are expected (listed, or reserved).
+    pub fn knows(&self, event_type: &str) -> bool {
+        self.events.contains_key(event_type)
+            || event_type == "profile_updated"
+            || event_type == "consent_updated"
+    }
+
+    /// The properties of a known type; `None` when they are not checked (an unlisted
+    /// `profile_updated`, whose properties are profile attributes) or the type is unknown.
+    pub fn properties(&self, event_type: &str) -> Option<Vec<&str>> {
+        if let Some(props) = self.events.get(event_type) {
+            return Some(props.iter().map(String::as_str).collect());
+        }
+        match event_type {
+            "consent_updated" => Some(vec!["channel", "status"]),
+            _ => None,
+        }
+    }
+
+    /// Every known event type: the listed ones, then the reserved ones not listed.
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        let reserved = ["profile_updated", "consent_updated"]
+            .into_iter()
+            .filter(|t| !self.events.contains_key(*t));
+        self.events.keys().map(String::as_str).chain(reserved)
+    }
+}
+
 /// `text | json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub enum LogFormat {
@@ -396,6 +444,9 @@ pub struct Config {
     /// In configuration order (the order decides which cap a skip names).
     pub frequency_caps: Vec<FrequencyCap>,
     pub quiet_hours: QuietHours,
+    /// The tracking plan, when configured: journeys are checked against it and the service
+    /// counts (or dead-letters) events of other types.
+    pub event_catalog: Option<EventCatalog>,
     pub inspect: InspectConfig,
     pub log: LogConfig,
 }
