@@ -65,7 +65,7 @@ quiet_hours:
 "#;
 
 const PREFIX: &str = "JOURNEYD_";
-const TOP_KEYS: [&str; 9] = [
+pub(crate) const TOP_KEYS: [&str; 9] = [
     "journeys_dir",
     "kafka",
     "metrics",
@@ -76,7 +76,7 @@ const TOP_KEYS: [&str; 9] = [
     "inspect",
     "log",
 ];
-const KAFKA_KEYS: [&str; 10] = [
+pub(crate) const KAFKA_KEYS: [&str; 10] = [
     "bootstrap_servers",
     "group_id",
     "input_topics",
