@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod condition;
 pub mod engine;
 mod event;
+pub mod formats;
 pub mod hash;
 pub mod localtime;
 mod output;
@@ -36,7 +37,8 @@ pub struct Event {
 #[error("{message}")]
 pub struct EventError {
     /// Low-cardinality reason for metrics: `too_large`, `not_json`, `not_object`,
-    /// `missing_field`, `invalid_field`.
+    /// `missing_field`, `invalid_field`, `unsupported` (a Segment call or CloudEvents encoding
+    /// journeyd does not read); the runtime adds `key_mismatch` and `unknown_type`.
     pub kind: &'static str,
     /// Readable reason (the `error` header).
     pub message: String,
@@ -45,6 +47,17 @@ pub struct EventError {
 /// Parses and validates one event (JSON object, required fields, sizes).
 pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, EventError> {
     event::parse(bytes, max_bytes)
+}
+
+/// Decodes one event of any input format ([`formats`]): the record value, and its headers
+/// (name, value) for formats that carry attributes there.
+pub fn decode_event(
+    format: formats::Format<'_>,
+    bytes: &[u8],
+    headers: &[(&str, &[u8])],
+    max_bytes: usize,
+) -> Result<Event, EventError> {
+    formats::decode(format, bytes, headers, max_bytes)
 }
 
 /// A send command (docs/reference/commands.md), addressed to the channel's topic.
