@@ -4,8 +4,9 @@
 //! Keeping this pure lets it be tested without a broker; the worker only hands records in and
 //! values out.
 
-use journey_engine::{parse_event, Event, EventError};
-use journey_spec::{Config, UnknownEvents};
+use journey_engine::formats::Format;
+use journey_engine::{decode_event, Event, EventError};
+use journey_spec::{Config, InputFormat, UnknownEvents};
 use rdkafka::message::{Headers, Message};
 
 /// Longest record key quoted in a dead-letter reason, in characters.
@@ -20,7 +21,9 @@ pub struct Decoded {
 }
 
 /// Decodes one input record of `topic` into an event (docs/reference/events.md): the value is
-/// parsed and validated, the record key must be the event's `customer_id`, and with an event
+/// parsed and validated in the topic's format (native, Segment, CloudEvents: `headers` carry
+/// CloudEvents binary-mode attributes), the record key must be the event's `customer_id`
+/// (after decoding: a Segment `userId`, a CloudEvents `subject`...), and with an event
 /// catalogue an event of an unlisted type is counted or rejected (`unknown_events`). An error
 /// is the dead-letter reason: its `kind` is the metric label, its message the `error` header.
 /// `headers` are the record's headers (name, value).
@@ -31,8 +34,16 @@ pub fn decode_record(
     headers: &[(&str, &[u8])],
     payload: &[u8],
 ) -> Result<Decoded, EventError> {
-    let _ = (topic, headers);
-    let event = parse_event(payload, config.kafka.max_event_bytes)?;
+    let format = match config.kafka.input_format(topic) {
+        InputFormat::Native => Format::Native,
+        InputFormat::Segment => Format::Segment,
+        InputFormat::CloudEvents {
+            customer_id_attribute,
+        } => Format::CloudEvents {
+            customer_id_attribute,
+        },
+    };
+    let event = decode_event(format, payload, headers, config.kafka.max_event_bytes)?;
     check_key(key, &event.customer_id)?;
     let mut uncatalogued = false;
     if let Some(catalog) = &config.event_catalog {
@@ -233,6 +244,54 @@ mod tests {
         let long = vec![b'k'; 10_000];
         let e = decode(&config, Some(&long), EVENT).unwrap_err();
         assert!(e.message.len() < 400, "{}", e.message);
+    }
+
+    #[test]
+    fn the_topic_format_chooses_the_decoder() {
+        let text = "journeys_dir: j\nkafka:\n  input_topics:\n    - events\n    - { name: web, format: segment }\n    - { name: crm, format: cloudevents, customer_id_attribute: customerid }\nchannels:\n  email: { address: email, consent: opt_out }\n";
+        let config =
+            journey_spec::parse_config(text, std::path::Path::new("journeyd.yaml"), &[]).unwrap();
+        let segment = r#"{"type":"track","event":"cart_updated","userId":"c-42","messageId":"m-1","timestamp":"2026-11-23T10:15:00Z","properties":{"cart_value":59.0}}"#;
+        let e = decode_record(&config, "web", Some(b"c-42"), &[], segment.as_bytes())
+            .unwrap()
+            .event;
+        assert_eq!(
+            (e.event_id.as_str(), e.event_type.as_str()),
+            ("m-1", "cart_updated")
+        );
+        // The same record on a native topic is not a valid event.
+        let err =
+            decode_record(&config, "events", Some(b"c-42"), &[], segment.as_bytes()).unwrap_err();
+        assert_eq!(err.kind, "missing_field");
+        // Segment calls journeyd does not read are dead-lettered with a reason that says so.
+        let group = segment.replace(r#""type":"track""#, r#""type":"group""#);
+        let err = decode_record(&config, "web", Some(b"c-42"), &[], group.as_bytes()).unwrap_err();
+        assert_eq!(err.kind, "unsupported");
+        // CloudEvents in binary mode, the customer in an extension attribute; the key must be
+        // that customer.
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"ce-1"),
+            ("ce_source", b"/crm"),
+            ("ce_type", b"profile_updated"),
+            ("ce_time", b"2026-11-23T10:15:00Z"),
+            ("ce_customerid", b"c-42"),
+        ];
+        let e = decode_record(
+            &config,
+            "crm",
+            Some(b"c-42"),
+            &headers,
+            br#"{"tier":"vip"}"#,
+        )
+        .unwrap()
+        .event;
+        assert_eq!(
+            (e.customer_id.as_str(), e.event_type.as_str()),
+            ("c-42", "profile_updated")
+        );
+        let err = decode_record(&config, "crm", Some(b"c-1"), &headers, b"").unwrap_err();
+        assert_eq!(err.kind, "key_mismatch");
     }
 
     #[test]

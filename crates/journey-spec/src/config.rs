@@ -325,7 +325,7 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
     let group_id = string_or(cx, &f, "group_id", "journeyd");
     let input_topics = match f.get("input_topics") {
         Some(n) => topics(cx, n),
-        None => Some(vec!["events".to_string()]),
+        None => Some((vec!["events".to_string()], IndexMap::new())),
     };
     let dead_letter_topic = string_or(cx, &f, "dead_letter_topic", "events.dead_letter");
     let decisions_topic = string_or(cx, &f, "decisions_topic", "journey.decisions");
@@ -350,7 +350,8 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
     Some(KafkaConfig {
         bootstrap_servers: bootstrap_servers?,
         group_id: group_id?,
-        input_topics: input_topics?,
+        input_topics: input_topics.as_ref()?.0.clone(),
+        input_formats: input_topics?.1,
         dead_letter_topic: dead_letter_topic?,
         decisions_topic: decisions_topic?,
         state_topic: state_topic?,
@@ -361,14 +362,40 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
     })
 }
 
-fn topics(cx: &mut Cx, node: &Node) -> Option<Vec<String>> {
+/// `input_topics`: a list of names (native format) or `{ name, format[, customer_id_attribute] }`
+/// entries, or a comma-separated string (from an environment override). Returns the names and
+/// the formats of the topics that are not native.
+fn topics(cx: &mut Cx, node: &Node) -> Option<(Vec<String>, IndexMap<String, InputFormat>)> {
+    let mut formats = IndexMap::new();
     let topics: Vec<String> = match (&node.kind, node.text()) {
         (Kind::Seq(items), _) => {
-            let names: Vec<Option<String>> = items
-                .iter()
-                .map(|n| cx.nonempty_string(n, "input_topics"))
-                .collect();
-            names.into_iter().collect::<Option<_>>()?
+            let mut names: Vec<String> = Vec::new();
+            let mut ok = true;
+            for item in items {
+                let entry = match &item.kind {
+                    Kind::Map(_) => input_topic(cx, item),
+                    _ => cx
+                        .nonempty_string(item, "input_topics")
+                        .map(|n| (n, InputFormat::Native)),
+                };
+                let Some((name, format)) = entry else {
+                    ok = false;
+                    continue;
+                };
+                if names.contains(&name) {
+                    cx.err(item, format!("input topic `{name}` is listed twice"));
+                    ok = false;
+                    continue;
+                }
+                if format != InputFormat::Native {
+                    formats.insert(name.clone(), format);
+                }
+                names.push(name);
+            }
+            if !ok {
+                return None;
+            }
+            names
         }
         (_, Some(text)) => text
             .split(',')
@@ -384,7 +411,73 @@ fn topics(cx: &mut Cx, node: &Node) -> Option<Vec<String>> {
         cx.err(node, "`input_topics` must list at least one topic");
         return None;
     }
-    Some(topics)
+    Some((topics, formats))
+}
+
+/// One `{ name, format[, customer_id_attribute] }` entry of `input_topics`.
+fn input_topic(cx: &mut Cx, node: &Node) -> Option<(String, InputFormat)> {
+    let f = cx.fields(
+        node,
+        "each input topic",
+        "input topic",
+        &["name", "format", "customer_id_attribute"],
+    )?;
+    let name = f
+        .require(cx, "name")
+        .and_then(|n| cx.nonempty_string(n, "name"));
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Native,
+        Segment,
+        CloudEvents,
+    }
+    let kind = match f.get("format") {
+        Some(n) => cx.choice(
+            n,
+            "format",
+            &[
+                ("native", Kind::Native),
+                ("segment", Kind::Segment),
+                ("cloudevents", Kind::CloudEvents),
+            ],
+        ),
+        None => Some(Kind::Native),
+    };
+    let attribute = match f.get("customer_id_attribute") {
+        Some(n) => {
+            if kind.is_some_and(|k| k != Kind::CloudEvents) {
+                cx.err(
+                    n,
+                    "`customer_id_attribute` only applies to `format: cloudevents`",
+                );
+                return None;
+            }
+            let attribute = cx.nonempty_string(n, "customer_id_attribute")?;
+            // CloudEvents attribute names: lowercase letters and digits.
+            if !attribute
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                cx.err(
+                    n,
+                    format!(
+                        "bad CloudEvents attribute name `{attribute}`: use only lowercase letters and digits"
+                    ),
+                );
+                return None;
+            }
+            Some(attribute)
+        }
+        None => Some("subject".to_string()),
+    };
+    let format = match kind? {
+        Kind::Native => InputFormat::Native,
+        Kind::Segment => InputFormat::Segment,
+        Kind::CloudEvents => InputFormat::CloudEvents {
+            customer_id_attribute: attribute?,
+        },
+    };
+    Some((name?, format))
 }
 
 fn client(cx: &mut Cx, node: &Node) -> Option<IndexMap<String, String>> {

@@ -418,3 +418,51 @@ fn event_catalog_errors() {
         ["conf/journeyd.yaml:3:16: missing required key `events` in event_catalog"]
     );
 }
+
+#[test]
+fn input_topics_with_formats() {
+    let c = load(
+        &format!(
+            "{CHANNELS}kafka:\n  input_topics:\n    - events\n    - {{ name: web-events, format: segment }}\n    - {{ name: crm, format: cloudevents }}\n    - {{ name: partner, format: cloudevents, customer_id_attribute: partnerid }}\n    - {{ name: plain, format: native }}\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.kafka.input_topics,
+        ["events", "web-events", "crm", "partner", "plain"]
+    );
+    assert_eq!(c.kafka.input_format("events"), &InputFormat::Native);
+    assert_eq!(c.kafka.input_format("plain"), &InputFormat::Native);
+    assert_eq!(c.kafka.input_format("web-events"), &InputFormat::Segment);
+    assert_eq!(
+        c.kafka.input_format("crm"),
+        &InputFormat::CloudEvents {
+            customer_id_attribute: "subject".into()
+        }
+    );
+    assert_eq!(
+        c.kafka.input_format("partner"),
+        &InputFormat::CloudEvents {
+            customer_id_attribute: "partnerid".into()
+        }
+    );
+    assert_eq!(c.kafka.input_formats.len(), 3);
+    // The plain list and the environment override keep meaning the native format.
+    let c = load(CHANNELS, &[("JOURNEYD_KAFKA__INPUT_TOPICS", "a,b")]).unwrap();
+    assert_eq!(c.kafka.input_topics, ["a", "b"]);
+    assert!(c.kafka.input_formats.is_empty());
+    assert_eq!(
+        errors(&format!(
+            "{CHANNELS}kafka:\n  input_topics:\n    - {{ name: a, format: json }}\n    - {{ name: b, format: segment, customer_id_attribute: x }}\n    - {{ name: c, format: cloudevents, customer_id_attribute: Customer-Id }}\n    - {{ format: segment }}\n    - {{ name: e, fromat: segment }}\n    - e\n"
+        )),
+        [
+            "conf/journeyd.yaml:5:26: bad format `json`: expected `native`, `segment` or `cloudevents`",
+            "conf/journeyd.yaml:6:58: `customer_id_attribute` only applies to `format: cloudevents`",
+            "conf/journeyd.yaml:7:62: bad CloudEvents attribute name `Customer-Id`: use only lowercase letters and digits",
+            "conf/journeyd.yaml:8:7: missing required key `name` in input topic",
+            "conf/journeyd.yaml:9:18: unknown key `fromat` in input topic; did you mean `format`?",
+            "conf/journeyd.yaml:10:7: input topic `e` is listed twice",
+        ]
+    );
+}

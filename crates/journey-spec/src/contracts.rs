@@ -196,7 +196,32 @@ pub fn config_schema() -> Value {
                     "group_id": nonempty,
                     "input_topics": {
                         "anyOf": [
-                            { "type": "array", "minItems": 1, "items": nonempty },
+                            {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "anyOf": [
+                                        nonempty,
+                                        {
+                                            "type": "object",
+                                            "additionalProperties": false,
+                                            "required": ["name"],
+                                            "properties": {
+                                                "name": nonempty,
+                                                "format": {
+                                                    "enum": ["native", "segment", "cloudevents"],
+                                                    "default": "native"
+                                                },
+                                                "customer_id_attribute": {
+                                                    "type": "string",
+                                                    "pattern": "^[a-z0-9]+$",
+                                                    "default": "subject"
+                                                }
+                                            }
+                                        }
+                                    ]
+                                }
+                            },
                             {
                                 "description": "Comma-separated topic names.",
                                 "type": "string", "pattern": "[^, ]"

@@ -335,11 +335,28 @@ pub struct QuietHours {
     pub default_timezone: chrono_tz::Tz,
 }
 
+/// The format of an input topic's records (docs/reference/events.md, "Other formats").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub enum InputFormat {
+    /// journeyd's own JSON events.
+    #[default]
+    Native,
+    /// Segment Spec messages (Segment, RudderStack).
+    Segment,
+    /// CloudEvents 1.0 (structured or Kafka binary mode); the customer id is the attribute
+    /// named here (`subject` by default, or an extension attribute).
+    CloudEvents { customer_id_attribute: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub group_id: String,
+    /// Names of the input topics.
     pub input_topics: Vec<String>,
+    /// The format of each input topic not in the native format (`input_topics` entries written
+    /// `{ name, format }`).
+    pub input_formats: IndexMap<String, InputFormat>,
     pub dead_letter_topic: String,
     pub decisions_topic: String,
     pub state_topic: String,
@@ -352,6 +369,14 @@ pub struct KafkaConfig {
     /// The producer's `transactional.id`; default
     /// `<group_id>-<hostname>`, stable per instance (a StatefulSet pod name).
     pub transactional_id: Option<String>,
+}
+
+impl KafkaConfig {
+    /// The format of an input topic (native unless configured otherwise).
+    pub fn input_format(&self, topic: &str) -> &InputFormat {
+        static NATIVE: InputFormat = InputFormat::Native;
+        self.input_formats.get(topic).unwrap_or(&NATIVE)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
