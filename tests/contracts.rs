@@ -292,3 +292,42 @@ fn the_example_configuration_validates() {
         s.check("config", &value, file);
     }
 }
+
+/// The example configuration's event catalogue catches a misspelt event type the way the
+/// documentation says: `FILE:LINE:COLUMN` and a suggestion, exit 1.
+#[test]
+fn validate_rejects_event_types_the_catalogue_lacks() {
+    let temp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo_root().join("journeys")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, temp.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let file = temp.path().join("cart_abandonment.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (line, _) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.trim() == "- event: order_completed")
+        .expect("cart abandonment exits on order_completed");
+    std::fs::write(
+        &file,
+        text.replacen("- event: order_completed", "- event: order_complete", 1),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
+        .arg("validate")
+        .arg("--config")
+        .arg(repo_root().join("deploy/journeyd.yaml"))
+        .arg(temp.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "{}:{}:12: event type `order_complete` is not in the event catalog; did you mean `order_completed`?\n",
+            file.display(),
+            line + 1
+        )
+    );
+}
