@@ -266,7 +266,7 @@ fn cloudevents_binary(
         let key = format!("ce_{name}");
         match headers.iter().rev().find(|(k, _)| *k == key) {
             None => Ok(None),
-            Some((_, v)) if v.is_empty() => Ok(None),
+            Some((_, [])) => Ok(None),
             Some((_, v)) => String::from_utf8(v.to_vec())
                 .map(Some)
                 .map_err(|_| err("invalid_field", format!("header `{key}` is not UTF-8"))),
