@@ -3,7 +3,7 @@
 //! `ce_*` headers) are read like native ones; a record whose key is not its customer id, a
 //! Segment call journeyd does not read, and an event type the catalogue does not list (with
 //! `unknown_events: dead_letter`) go to the dead-letter topic with their reason, and the
-//! partition goes on.
+//! partition goes on. The commands and decisions it emits validate against their schemas.
 
 mod support;
 
@@ -106,11 +106,27 @@ fn segment_and_cloudevents_topics_keys_and_the_catalogue() {
 
     let topics = s.action_topics();
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let commands: Vec<Value> = s
+    let all_commands: Vec<Value> = s
         .kafka
         .read_committed_n(&topics, 3, Duration::from_secs(60), Duration::from_secs(2))
         .iter()
         .map(Record::json)
+        .collect();
+    // What `run` emits validates against the published schemas (`journeyd schema --kind`).
+    for c in &all_commands {
+        assert_valid(journey_spec::contracts::command_schema(), c);
+    }
+    let decisions_topic = s.decisions_topic();
+    for d in s.kafka.read_committed_n(
+        &[&decisions_topic],
+        6,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    ) {
+        assert_valid(journey_spec::contracts::decision_schema(), &d.json());
+    }
+    let commands: Vec<&Value> = all_commands
+        .iter()
         .filter(|c| c["template"] == "welcome_1")
         .collect();
     let mut welcomed: Vec<(String, String)> = commands
@@ -181,4 +197,18 @@ fn segment_and_cloudevents_topics_keys_and_the_catalogue() {
     assert!(jd.is_running(), "bad input must not stop the engine");
     let (_, clean) = jd.terminate(Duration::from_secs(30));
     assert!(clean, "journeyd stops cleanly");
+}
+
+fn assert_valid(schema: Value, value: &Value) {
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("urn:journeyd:x.json", schema)
+        .unwrap();
+    let index = compiler
+        .compile("urn:journeyd:x.json", &mut schemas)
+        .unwrap();
+    if let Err(e) = schemas.validate(value, index) {
+        panic!("not valid: {e:#}\n{value}");
+    }
 }
