@@ -1,7 +1,7 @@
 //! Journeys against the event catalogue (`event_catalog` of the configuration,
 //! docs/reference/configuration.md): every event type a journey names must be in the catalogue,
 //! and every `event.properties.X` / `trigger.properties.X` it reads must be a property of that
-//! event type. Runs on the positioned YAML tree, so each problem points at the name as written.
+//! event type (and a `wait_for.for_send` needs its event type to carry `command_id`). Runs on the positioned YAML tree, so each problem points at the name as written.
 
 use crate::check::Cx;
 use crate::model::EventCatalog;
@@ -82,6 +82,12 @@ impl<'c> Walker<'_, '_, 'c> {
             match k.text() {
                 Some("event") => {}
                 Some("where") => self.walk(v, scope),
+                // `wait_for.for_send` reads the event's `command_id` property.
+                Some("for_send") => {
+                    if let Some(ty) = scope {
+                        self.property(v, ty, "command_id", " (`for_send` reads it)");
+                    }
+                }
                 _ => self.walk(v, None),
             }
         }
@@ -129,17 +135,25 @@ impl<'c> Walker<'_, '_, 'c> {
             return;
         };
         let Some(ty) = ty else { return };
+        let name = rest.split('.').next().unwrap_or(rest);
+        if !name.is_empty() {
+            self.property(node, ty, name, "");
+        }
+    }
+
+    /// Reports at `node` when the catalogue lists the properties of `ty` and `name` is not
+    /// among them.
+    fn property(&mut self, node: &Node, ty: &str, name: &str, why: &str) {
         let Some(known) = self.catalog.properties(ty) else {
             return;
         };
-        let name = rest.split('.').next().unwrap_or(rest);
-        if name.is_empty() || known.contains(&name) {
+        if known.contains(&name) {
             return;
         }
         let hint = did_you_mean(name, known.iter().copied());
         self.cx.err(
             node,
-            format!("event type `{ty}` has no property `{name}` in the event catalog{hint}"),
+            format!("event type `{ty}` has no property `{name}` in the event catalog{why}{hint}"),
         );
     }
 }

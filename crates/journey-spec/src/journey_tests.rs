@@ -841,4 +841,14 @@ fn event_catalog_checks_types_and_properties() {
             "18:56: event type `message_clicked` has no property `templat` in the event catalog; did you mean `template`?",
         ]
     );
+    // `for_send` reads `command_id`: the awaited event type must carry it.
+    let steps = "id: j\nversion: 1\ntrigger: { event: cart_updated }\nsteps:\n  - id: s\n    send: { channels: [email], template: t }\n  - id: w\n    wait_for: { event: EVENT, for_send: s, timeout: 1d }\n";
+    assert_eq!(
+        catalog_errors(&steps.replace("EVENT", "message_clicked")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        catalog_errors(&steps.replace("EVENT", "order_completed")),
+        ["8:51: event type `order_completed` has no property `command_id` in the event catalog (`for_send` reads it)"]
+    );
 }
