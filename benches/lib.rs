@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::Arc;
 
-/// A mix of journeys: the cart abandonment example of journeys.md, a browse follow-up with an
+/// A mix of journeys: the cart abandonment example of docs/journeys.md, a browse follow-up with an
 /// A/B split, a transactional shipping update and a post-purchase cross-sell.
 pub const JOURNEYS: &[&str] = &[
     r#"
@@ -121,7 +121,7 @@ pub fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// The configuration of config.md's example ([`journey_spec::EXAMPLE_CONFIG`]).
+/// The example configuration of docs/reference/configuration.md ([`journey_spec::EXAMPLE_CONFIG`]).
 pub fn config() -> Config {
     parse_config(EXAMPLE_CONFIG, Path::new("bench-config.yaml"), &[])
         .expect("bench config is valid")

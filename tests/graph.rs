@@ -112,7 +112,7 @@ fn splits_waits_until_and_goals_that_do_not_end_the_journey() {
     );
     assert_has_line(
         &text,
-        "step_wait_for_open -->|\"message_opened where event.properties.template = winback_we_miss_you\"| step_next_morning",
+        "step_wait_for_open -->|\"message_opened for_send we_miss_you\"| step_next_morning",
     );
     assert_has_line(
         &text,

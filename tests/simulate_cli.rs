@@ -1,4 +1,4 @@
-//! Command-line behaviour of `journeyd simulate` (config.md): bad lines are reported with their
+//! Command-line behaviour of `journeyd simulate` (docs/reference/cli.md): bad lines are reported with their
 //! line number and skipped, `--until`, the virtual clock that fires timers at their due time and
 //! never goes back, standard input, the `topic` field, and configuration errors.
 //!

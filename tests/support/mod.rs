@@ -538,7 +538,7 @@ impl Kafka {
 // Events
 // -------------------------------------------------------------------------------------------
 
-/// An event as in events.md.
+/// An event as in docs/reference/events.md.
 pub fn event(
     event_id: &str,
     customer_id: &str,

@@ -1,4 +1,4 @@
-//! Condition evaluation (journeys.md "Conditions").
+//! Condition evaluation (docs/journeys.md, "Conditions").
 //!
 //! Semantics chosen where the contract leaves room:
 //! - a JSON `null` is treated like a missing value;

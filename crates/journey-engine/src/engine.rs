@@ -20,7 +20,7 @@
 //!   (so `exited`, `goal` and whatever a `wait_for` match runs carry the event that caused
 //!   them); otherwise, for decisions made by a timer firing (waits, `wait_for` timeouts,
 //!   deferred sends, resumes), the instance's trigger event id, as in the decision example of
-//!   events.md.
+//!   docs/reference/decisions.md.
 //! - **`if_no_channel: exit`**: decision `no_channel`, then `exited` with reason `no_channel`.
 //! - **`completed`** carries no `step_id`; `goal` and `exited` carry the step the customer was at.
 //!   `deferred` names the channel that was chosen. `bad_timezone` carries the rejected value as
@@ -44,6 +44,9 @@
 //!   its `Effects` after each call or accumulate several calls into one: `changed` stays free of
 //!   repeats either way.
 //! - `did` history, caps and parked times use the engine clock (`now`), not event timestamps.
+//! - **`wait_for.for_send`** matches an event whose `properties.command_id` is the id of a
+//!   command the named send step issued in this instance (any of them, when the step was
+//!   reached more than once); an event without a string `command_id` does not match.
 
 use crate::catalog::{CompiledJourney, TypeInfo};
 use crate::condition::{self, Env, TriggerSrc};
@@ -344,6 +347,7 @@ fn decision(
         step_id: None,
         kind,
         channel: None,
+        command_id: None,
         reason: None,
         event_id: None,
         holdout: None,
@@ -510,7 +514,10 @@ impl Ctx<'_> {
         } = inst.wait
         {
             if let Action::WaitFor(w) = &jr.steps[inst.step as usize].action {
-                if w.event == ty && self.eval_in(w.condition.as_ref(), cust, inst, true) {
+                if w.event == ty
+                    && for_send_matches(w.for_send.as_deref(), &cust.id, inst, ev)
+                    && self.eval_in(w.condition.as_ref(), cust, inst, true)
+                {
                     let next = match &w.on_event {
                         Some(n) => j.resolve(n),
                         None => j.following[inst.step as usize],
@@ -818,9 +825,10 @@ impl Ctx<'_> {
             trigger_event_id: self.s(&inst.trigger_event_id),
             issued_at: self.now,
         };
-        self.out.commands.push(command);
         let mut d = self.step_decision(cust, pos, "sent", true);
         d.channel = Some(self.s(&ch.name));
+        d.command_id = Some(self.s(&command.command_id));
+        self.out.commands.push(command);
         self.out.decisions.push(d);
         cust.rest.instances[pos].sends += 1;
         if marketing {
@@ -978,6 +986,33 @@ impl Instance {
             _ => None,
         }
     }
+}
+
+/// Whether a `wait_for`'s `for_send` (if any) accepts the event: its `properties.command_id`
+/// must be the id of a command that send step issued in this instance. Command ids are a
+/// function of the instance and the number of commands it issued before (see [`hash`]), so
+/// the candidates are recomputed rather than stored.
+fn for_send_matches(for_send: Option<&str>, customer: &str, inst: &Instance, ev: &Event) -> bool {
+    let Some(step) = for_send else { return true };
+    let Some(wanted) = ev.properties.get("command_id").and_then(Value::as_str) else {
+        return false;
+    };
+    if wanted.len() != 16 {
+        return false;
+    }
+    let mut id = String::with_capacity(16);
+    (0..inst.sends).any(|n| {
+        id.clear();
+        hash::write_command_id(
+            &mut id,
+            customer,
+            &inst.journey.journey.id,
+            &inst.trigger_event_id,
+            step,
+            n,
+        );
+        id == wanted
+    })
 }
 
 /// Inserts an instance keeping (priority desc, journey id) order; returns its position.

@@ -1,5 +1,5 @@
-//! Parsing and validation of behavioural events (events.md). A record that fails here goes to
-//! the dead-letter topic with the readable message as its `error` header.
+//! Parsing and validation of behavioural events (docs/reference/events.md). A record that fails
+//! here goes to the dead-letter topic with the readable message as its `error` header.
 
 use crate::{Event, EventError};
 use chrono::{DateTime, Utc};
@@ -32,15 +32,7 @@ fn required_string(
                 ));
             }
             if let Some(max) = max {
-                if s.len() > max {
-                    return Err(err(
-                        "invalid_field",
-                        format!(
-                            "field `{field}` is {} bytes long, at most {max} are allowed",
-                            s.len()
-                        ),
-                    ));
-                }
+                check_len(field, &s, max)?;
             }
             Ok(s)
         }
@@ -54,7 +46,47 @@ fn required_string(
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// A string field of at most `max` bytes.
+pub(crate) fn check_len(field: &str, s: &str, max: usize) -> Result<(), EventError> {
+    if s.len() > max {
+        return Err(err(
+            "invalid_field",
+            format!(
+                "field `{field}` is {} bytes long, at most {max} are allowed",
+                s.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A record value within the size limit.
+pub(crate) fn check_size(bytes: &[u8], max_bytes: usize) -> Result<(), EventError> {
+    if bytes.len() > max_bytes {
+        return Err(err(
+            "too_large",
+            format!(
+                "event is {} bytes, larger than the maximum of {max_bytes} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time with an offset, in UTC.
+pub(crate) fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, EventError> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .map_err(|e| {
+            err(
+                "invalid_field",
+                format!("field `{field}` is not RFC 3339 with an offset ({text:?}): {e}"),
+            )
+        })?
+        .with_timezone(&Utc))
+}
+
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -67,15 +99,7 @@ fn kind_of(v: &Value) -> &'static str {
 
 /// See [`crate::parse_event`].
 pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<Event, EventError> {
-    if bytes.len() > max_bytes {
-        return Err(err(
-            "too_large",
-            format!(
-                "event is {} bytes, larger than the maximum of {max_bytes} bytes",
-                bytes.len()
-            ),
-        ));
-    }
+    check_size(bytes, max_bytes)?;
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| err("not_json", format!("not valid JSON: {e}")))?;
     let mut obj = match value {
@@ -91,14 +115,7 @@ pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<Event, EventError> {
     let customer_id = required_string(&mut obj, "customer_id", Some(MAX_CUSTOMER_ID_BYTES))?;
     let event_type = required_string(&mut obj, "type", Some(MAX_TYPE_BYTES))?;
     let ts = required_string(&mut obj, "timestamp", None)?;
-    let timestamp = DateTime::parse_from_rfc3339(&ts)
-        .map_err(|e| {
-            err(
-                "invalid_field",
-                format!("field `timestamp` is not RFC 3339 with an offset ({ts:?}): {e}"),
-            )
-        })?
-        .with_timezone(&Utc);
+    let timestamp = parse_time("timestamp", &ts)?;
     let properties = match obj.remove("properties") {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(m)) => m,

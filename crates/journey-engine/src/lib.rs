@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod condition;
 pub mod engine;
 mod event;
+pub mod formats;
 pub mod hash;
 pub mod localtime;
 mod output;
@@ -21,7 +22,7 @@ pub use output::format_time;
 use chrono::{DateTime, Utc};
 use journey_spec::{Config, Journey};
 
-/// A behavioural event (events.md), validated.
+/// A behavioural event (docs/reference/events.md), validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_id: String,
@@ -36,7 +37,8 @@ pub struct Event {
 #[error("{message}")]
 pub struct EventError {
     /// Low-cardinality reason for metrics: `too_large`, `not_json`, `not_object`,
-    /// `missing_field`, `invalid_field`.
+    /// `missing_field`, `invalid_field`, `unsupported` (a Segment call or CloudEvents encoding
+    /// journeyd does not read); the runtime adds `key_mismatch` and `unknown_type`.
     pub kind: &'static str,
     /// Readable reason (the `error` header).
     pub message: String,
@@ -47,7 +49,18 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, EventError> 
     event::parse(bytes, max_bytes)
 }
 
-/// A send command (events.md), addressed to the channel's topic.
+/// Decodes one event of any input format ([`formats`]): the record value, and its headers
+/// (name, value) for formats that carry attributes there.
+pub fn decode_event(
+    format: formats::Format<'_>,
+    bytes: &[u8],
+    headers: &[(&str, &[u8])],
+    max_bytes: usize,
+) -> Result<Event, EventError> {
+    formats::decode(format, bytes, headers, max_bytes)
+}
+
+/// A send command (docs/reference/commands.md), addressed to the channel's topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendCommand {
     pub command_id: String,
@@ -66,13 +79,13 @@ pub struct SendCommand {
 }
 
 impl SendCommand {
-    /// The JSON body, fields in the order of events.md.
+    /// The JSON body, fields in the order of docs/reference/commands.md.
     pub fn to_json(&self) -> String {
         self.render()
     }
 }
 
-/// A decision record (events.md).
+/// A decision record (docs/reference/decisions.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub at: DateTime<Utc>,
@@ -84,6 +97,8 @@ pub struct Decision {
     /// `holdout`, `split`, `exited`, `goal`, `completed`, `duplicate_event`, `bad_timezone`.
     pub kind: &'static str,
     pub channel: Option<String>,
+    /// On `sent`: the `command_id` of the send command it records.
+    pub command_id: Option<String>,
     pub reason: Option<String>,
     pub event_id: Option<String>,
     pub holdout: Option<bool>,

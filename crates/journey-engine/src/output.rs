@@ -1,4 +1,5 @@
-//! JSON rendering of send commands and decisions, fields in the order of events.md, timestamps
+//! JSON rendering of send commands and decisions, fields in the order of docs/reference/commands.md and
+//! docs/reference/decisions.md, timestamps
 //! as RFC 3339 UTC with `Z` and fractional seconds only when non-zero.
 
 use crate::{Decision, SendCommand};
@@ -69,6 +70,7 @@ impl Spare {
         self.put_opt(d.journey_id);
         self.put_opt(d.step_id);
         self.put_opt(d.channel);
+        self.put_opt(d.command_id);
         self.put_opt(d.reason);
         self.put_opt(d.event_id);
         self.put_opt(d.branch);
@@ -185,6 +187,9 @@ impl Decision {
         if let Some(c) = &self.channel {
             str_field(&mut o, f, "channel", c);
         }
+        if let Some(c) = &self.command_id {
+            str_field(&mut o, f, "command_id", c);
+        }
         if let Some(r) = &self.reason {
             str_field(&mut o, f, "reason", r);
         }
@@ -250,6 +255,7 @@ mod tests {
             step_id: Some("first_reminder".into()),
             kind: "skipped_channel",
             channel: Some("push".into()),
+            command_id: None,
             reason: Some("no_consent".into()),
             event_id: Some("e-1001".into()),
             holdout: Some(false),
@@ -268,6 +274,7 @@ mod tests {
             step_id: None,
             kind: "duplicate_event",
             channel: None,
+            command_id: None,
             reason: None,
             event_id: Some("e".into()),
             holdout: None,

@@ -22,6 +22,7 @@ fn journeys() -> Vec<Journey> {
                 Action::WaitFor(WaitFor {
                     event: "click".into(),
                     condition: None,
+                    for_send: None,
                     timeout: dur("1d"),
                     on_event: Some(next("end")),
                     on_timeout: None,

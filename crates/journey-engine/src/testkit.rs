@@ -61,6 +61,7 @@ pub fn config() -> Config {
             bootstrap_servers: "127.0.0.1:9092".into(),
             group_id: "journeyd".into(),
             input_topics: vec!["events".into()],
+            input_formats: IndexMap::new(),
             dead_letter_topic: "events.dead_letter".into(),
             decisions_topic: "journey.decisions".into(),
             state_topic: "journeyd.state".into(),
@@ -86,6 +87,7 @@ pub fn config() -> Config {
             end: TimeOfDay { hour: 8, minute: 0 },
             default_timezone: chrono_tz::UTC,
         },
+        event_catalog: None,
         inspect: InspectConfig::default(),
         log: LogConfig {
             format: LogFormat::Text,

@@ -1,4 +1,4 @@
-//! Behaviour tests of the engine, one rule at a time (journeys.md, events.md, config.md).
+//! Behaviour tests of the engine, one rule at a time (docs/journeys.md, docs/reference/).
 
 use crate::testkit::*;
 use crate::{Catalog, Engine};
@@ -774,6 +774,7 @@ fn wait_for_journey() -> Journey {
     let wf = WaitFor {
         event: "message_clicked".into(),
         condition: Some(cmp("event.properties.campaign", Op::Eq, json!("spring"))),
+        for_send: None,
         timeout: dur("1d"),
         on_event: Some(next("thanks")),
         on_timeout: Some(next("nudge")),
@@ -812,6 +813,105 @@ fn wait_for_event_and_timeout_paths() {
         json!({"campaign": "spring"}),
     );
     assert_eq!(s.engine.pending_timers(), 1);
+    s.until("2026-01-03T00:00:00Z");
+    let cmds: Vec<_> = s
+        .commands()
+        .into_iter()
+        .map(|c| (c.customer_id, c.template, c.issued_at))
+        .collect();
+    assert_eq!(
+        cmds,
+        vec![
+            ("a".into(), "thanks".into(), t("2026-01-01T12:00:00Z")),
+            ("b".into(), "nudge".into(), t("2026-01-02T10:00:00Z")),
+        ]
+    );
+}
+
+/// Sends `first`, then waits for an `opened` of that very message (`for_send`): thanks on an
+/// open, a nudge after a day without one.
+fn for_send_journey() -> Journey {
+    let wf = WaitFor {
+        event: "opened".into(),
+        condition: None,
+        for_send: Some("first".into()),
+        timeout: dur("1d"),
+        on_event: Some(next("thanks")),
+        on_timeout: Some(next("nudge")),
+    };
+    let mut j = journey(
+        "fs",
+        "signup",
+        vec![
+            send("first", &["email"], "first"),
+            step("wait_open", Action::WaitFor(wf)),
+            Step {
+                next: Some(Next::End),
+                ..send("thanks", &["email"], "thanks")
+            },
+            send("nudge", &["email"], "nudge"),
+        ],
+    );
+    j.category = Category::Transactional;
+    j
+}
+
+#[test]
+fn sent_decisions_carry_the_command_id() {
+    let mut s = Sim::new(vec![for_send_journey()]);
+    s.event("a", "profile_updated", "2026-01-01T00:00:00Z", contact());
+    s.event("a", "signup", "2026-01-01T10:00:00Z", json!({}));
+    let sent: Vec<_> = s
+        .out
+        .decisions
+        .iter()
+        .filter(|d| d.kind == "sent")
+        .map(|d| d.command_id.clone())
+        .collect();
+    let cmds = s.commands();
+    assert_eq!(sent, vec![Some(cmds[0].command_id.clone())]);
+    assert!(s
+        .out
+        .decisions
+        .iter()
+        .filter(|d| d.kind != "sent")
+        .all(|d| d.command_id.is_none()));
+}
+
+#[test]
+fn wait_for_for_send_matches_only_the_command_that_step_sent() {
+    let mut s = Sim::new(vec![for_send_journey()]);
+    for c in ["a", "b"] {
+        s.event(c, "profile_updated", "2026-01-01T00:00:00Z", contact());
+    }
+    s.event("a", "signup", "2026-01-01T10:00:00Z", json!({}));
+    s.event("b", "signup", "2026-01-01T10:00:00Z", json!({}));
+    let cmds = s.commands();
+    let (a_first, b_first) = (&cmds[0].command_id, &cmds[1].command_id);
+    assert_eq!(
+        (cmds[0].customer_id.as_str(), cmds[1].customer_id.as_str()),
+        ("a", "b")
+    );
+    s.take();
+    // Not this message: no command id, a non-string one, another customer's, an unknown one.
+    for props in [
+        json!({}),
+        json!({"command_id": 7}),
+        json!({"command_id": b_first}),
+        json!({"command_id": "0000000000000000"}),
+    ] {
+        s.event("a", "opened", "2026-01-01T11:00:00Z", props);
+    }
+    assert_eq!(s.take(), Vec::<String>::new());
+    assert_eq!(s.engine.pending_timers(), 2);
+    // This message: a's open moves it on at once.
+    s.event(
+        "a",
+        "opened",
+        "2026-01-01T12:00:00Z",
+        json!({"command_id": a_first}),
+    );
+    assert_eq!(s.take(), vec!["sent fs thanks email", "completed fs"]);
     s.until("2026-01-03T00:00:00Z");
     let cmds: Vec<_> = s
         .commands()

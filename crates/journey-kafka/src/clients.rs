@@ -153,6 +153,7 @@ mod tests {
             bootstrap_servers: "127.0.0.1:9092".into(),
             group_id: "journeyd".into(),
             input_topics: vec!["events".into()],
+            input_formats: Default::default(),
             dead_letter_topic: "events.dead_letter".into(),
             decisions_topic: "journey.decisions".into(),
             state_topic: "journeyd.state".into(),

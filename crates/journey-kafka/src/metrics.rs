@@ -37,7 +37,8 @@ const RESTORE_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
-/// Decision reasons that the engine produces (events.md) and that are safe as label values.
+/// Decision reasons that the engine produces (docs/reference/decisions.md) and that are safe as
+/// label values.
 /// `frequency_cap:<cap name>` is accepted too: cap names come from the configuration.
 const KNOWN_REASONS: &[&str] = &[
     "unless",
@@ -58,6 +59,7 @@ pub const METRIC_FAMILIES: &[(&str, &[&str])] = &[
     ("journeyd_build_info", &["version"]),
     ("journeyd_events_consumed_total", &["topic", "outcome"]),
     ("journeyd_dead_letters_total", &["reason"]),
+    ("journeyd_uncatalogued_events_total", &["topic"]),
     ("journeyd_decisions_total", &["kind", "journey", "reason"]),
     ("journeyd_commands_total", &["channel", "journey"]),
     ("journeyd_journey_entries_total", &["journey", "holdout"]),
@@ -146,6 +148,7 @@ pub struct Metrics {
     pub registry: Registry,
     events_consumed: IntCounterVec,
     dead_letters: IntCounterVec,
+    uncatalogued: IntCounterVec,
     decisions: IntCounterVec,
     commands: IntCounterVec,
     entries: IntCounterVec,
@@ -219,6 +222,12 @@ impl Metrics {
                 "journeyd_dead_letters_total",
                 "Input records sent to the dead-letter topic, by reason.",
                 &["reason"],
+            ),
+            uncatalogued: counter_vec(
+                r,
+                "journeyd_uncatalogued_events_total",
+                "Events processed whose type is not in the configured event catalog, by topic.",
+                &["topic"],
             ),
             decisions: counter_vec(
                 r,
@@ -361,6 +370,11 @@ impl Metrics {
     /// One record dead-lettered; `reason` is the `EventError::kind`.
     pub fn dead_lettered(&self, reason: &str) {
         self.dead_letters.with_label_values(&[reason]).inc();
+    }
+
+    /// One event whose type the configured event catalogue does not list was processed.
+    pub fn uncatalogued_event(&self, topic: &str) {
+        self.uncatalogued.with_label_values(&[topic]).inc();
     }
 
     /// Counts decisions by kind/journey/reason, and journey entries, exits, goals and
@@ -532,6 +546,7 @@ mod tests {
             step_id: Some("s".into()),
             kind,
             channel: None,
+            command_id: None,
             reason: reason.map(str::to_string),
             event_id: Some("e-1".into()),
             holdout: None,
@@ -789,6 +804,7 @@ mod tests {
         // Touch every labelled vec once so that gather() returns it.
         m.event_consumed("events", "processed");
         m.dead_lettered("not_json");
+        m.uncatalogued_event("events");
         m.decisions(&[
             decision("entered", "j", None),
             decision("exited", "j", None),

@@ -30,7 +30,7 @@ use crate::clients::{
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetBook, TopicPartition};
-use crate::records::{dead_letter_record, Source};
+use crate::records::{dead_letter_record, decode_message, Source};
 use crate::restore::{restore_partitions, RestoreError};
 use crate::txn::{
     classify, lock, ErrorClass, RebalanceEvent, RuntimeContext, SharedExport, Txn, TxnFailure,
@@ -38,7 +38,7 @@ use crate::txn::{
 };
 use crate::RuntimeError;
 use chrono::Utc;
-use journey_engine::{parse_event, Catalog, Effects, Engine};
+use journey_engine::{Catalog, Effects, Engine};
 use journey_spec::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -468,7 +468,6 @@ impl<'s> Session<'s> {
             offset,
         };
         let kafka = &self.setup.config.kafka;
-        let payload = msg.payload().unwrap_or_default();
         let poisoned = if self.poisoned.is_empty() {
             None
         } else {
@@ -476,7 +475,9 @@ impl<'s> Session<'s> {
         };
         let parsed = match poisoned {
             Some(reason) => Err((String::from("engine_failure"), reason)),
-            None => match catch_unwind(|| parse_event(payload, kafka.max_event_bytes)) {
+            None => match catch_unwind(AssertUnwindSafe(|| {
+                decode_message(&self.setup.config, msg, &self.setup.metrics)
+            })) {
                 Ok(parsed) => parsed.map_err(|e| (e.kind.to_owned(), e.message)),
                 Err(panic) => Err((
                     String::from("engine_failure"),

@@ -1,4 +1,4 @@
-//! The engine configuration file (config.md): parsing, defaults, validation and environment
+//! The engine configuration file (docs/reference/configuration.md): parsing, defaults, validation and environment
 //! overrides.
 //!
 //! Every value has a default except `channels`. Unknown keys are errors.
@@ -38,7 +38,7 @@ use indexmap::IndexMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::rc::Rc;
 
-/// The configuration of config.md's example, used by [`Config::example`].
+/// The example of docs/reference/configuration.md, used by [`Config::example`].
 pub const EXAMPLE_CONFIG: &str = r#"journeys_dir: journeys
 kafka:
   bootstrap_servers: 127.0.0.1:9092
@@ -65,17 +65,18 @@ quiet_hours:
 "#;
 
 const PREFIX: &str = "JOURNEYD_";
-const TOP_KEYS: [&str; 8] = [
+pub(crate) const TOP_KEYS: [&str; 9] = [
     "journeys_dir",
     "kafka",
     "metrics",
     "channels",
     "frequency_caps",
     "quiet_hours",
+    "event_catalog",
     "inspect",
     "log",
 ];
-const KAFKA_KEYS: [&str; 10] = [
+pub(crate) const KAFKA_KEYS: [&str; 10] = [
     "bootstrap_servers",
     "group_id",
     "input_topics",
@@ -89,7 +90,7 @@ const KAFKA_KEYS: [&str; 10] = [
 ];
 
 impl Config {
-    /// The example configuration of config.md (channels email, sms and push; three caps), as
+    /// The example configuration of docs/reference/configuration.md (channels email, sms and push; three caps), as
     /// loaded from a file `journeyd.yaml` in the working directory.
     pub fn example() -> Config {
         parse_config(EXAMPLE_CONFIG, FsPath::new("journeyd.yaml"), &[])
@@ -273,6 +274,11 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         Some(n) => caps(cx, n, &declared),
     };
     let quiet_hours = section(cx, &f, "quiet_hours", quiet_hours);
+    let event_catalog = match f.get("event_catalog") {
+        Some(n) if n.is_null() => Some(None),
+        Some(n) => event_catalog(cx, n).map(Some),
+        None => Some(None),
+    };
     let inspect = section(cx, &f, "inspect", inspect);
     let log = section(cx, &f, "log", log);
     Some(Config {
@@ -282,6 +288,7 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         channels: channels?,
         frequency_caps: frequency_caps?,
         quiet_hours: quiet_hours?,
+        event_catalog: event_catalog?,
         inspect: inspect?,
         log: log?,
     })
@@ -318,7 +325,7 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
     let group_id = string_or(cx, &f, "group_id", "journeyd");
     let input_topics = match f.get("input_topics") {
         Some(n) => topics(cx, n),
-        None => Some(vec!["events".to_string()]),
+        None => Some((vec!["events".to_string()], IndexMap::new())),
     };
     let dead_letter_topic = string_or(cx, &f, "dead_letter_topic", "events.dead_letter");
     let decisions_topic = string_or(cx, &f, "decisions_topic", "journey.decisions");
@@ -343,7 +350,8 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
     Some(KafkaConfig {
         bootstrap_servers: bootstrap_servers?,
         group_id: group_id?,
-        input_topics: input_topics?,
+        input_topics: input_topics.as_ref()?.0.clone(),
+        input_formats: input_topics?.1,
         dead_letter_topic: dead_letter_topic?,
         decisions_topic: decisions_topic?,
         state_topic: state_topic?,
@@ -354,14 +362,40 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
     })
 }
 
-fn topics(cx: &mut Cx, node: &Node) -> Option<Vec<String>> {
+/// `input_topics`: a list of names (native format) or `{ name, format[, customer_id_attribute] }`
+/// entries, or a comma-separated string (from an environment override). Returns the names and
+/// the formats of the topics that are not native.
+fn topics(cx: &mut Cx, node: &Node) -> Option<(Vec<String>, IndexMap<String, InputFormat>)> {
+    let mut formats = IndexMap::new();
     let topics: Vec<String> = match (&node.kind, node.text()) {
         (Kind::Seq(items), _) => {
-            let names: Vec<Option<String>> = items
-                .iter()
-                .map(|n| cx.nonempty_string(n, "input_topics"))
-                .collect();
-            names.into_iter().collect::<Option<_>>()?
+            let mut names: Vec<String> = Vec::new();
+            let mut ok = true;
+            for item in items {
+                let entry = match &item.kind {
+                    Kind::Map(_) => input_topic(cx, item),
+                    _ => cx
+                        .nonempty_string(item, "input_topics")
+                        .map(|n| (n, InputFormat::Native)),
+                };
+                let Some((name, format)) = entry else {
+                    ok = false;
+                    continue;
+                };
+                if names.contains(&name) {
+                    cx.err(item, format!("input topic `{name}` is listed twice"));
+                    ok = false;
+                    continue;
+                }
+                if format != InputFormat::Native {
+                    formats.insert(name.clone(), format);
+                }
+                names.push(name);
+            }
+            if !ok {
+                return None;
+            }
+            names
         }
         (_, Some(text)) => text
             .split(',')
@@ -377,7 +411,73 @@ fn topics(cx: &mut Cx, node: &Node) -> Option<Vec<String>> {
         cx.err(node, "`input_topics` must list at least one topic");
         return None;
     }
-    Some(topics)
+    Some((topics, formats))
+}
+
+/// One `{ name, format[, customer_id_attribute] }` entry of `input_topics`.
+fn input_topic(cx: &mut Cx, node: &Node) -> Option<(String, InputFormat)> {
+    let f = cx.fields(
+        node,
+        "each input topic",
+        "input topic",
+        &["name", "format", "customer_id_attribute"],
+    )?;
+    let name = f
+        .require(cx, "name")
+        .and_then(|n| cx.nonempty_string(n, "name"));
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Native,
+        Segment,
+        CloudEvents,
+    }
+    let kind = match f.get("format") {
+        Some(n) => cx.choice(
+            n,
+            "format",
+            &[
+                ("native", Kind::Native),
+                ("segment", Kind::Segment),
+                ("cloudevents", Kind::CloudEvents),
+            ],
+        ),
+        None => Some(Kind::Native),
+    };
+    let attribute = match f.get("customer_id_attribute") {
+        Some(n) => {
+            if kind.is_some_and(|k| k != Kind::CloudEvents) {
+                cx.err(
+                    n,
+                    "`customer_id_attribute` only applies to `format: cloudevents`",
+                );
+                return None;
+            }
+            let attribute = cx.nonempty_string(n, "customer_id_attribute")?;
+            // CloudEvents attribute names: lowercase letters and digits.
+            if !attribute
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                cx.err(
+                    n,
+                    format!(
+                        "bad CloudEvents attribute name `{attribute}`: use only lowercase letters and digits"
+                    ),
+                );
+                return None;
+            }
+            Some(attribute)
+        }
+        None => Some("subject".to_string()),
+    };
+    let format = match kind? {
+        Kind::Native => InputFormat::Native,
+        Kind::Segment => InputFormat::Segment,
+        Kind::CloudEvents => InputFormat::CloudEvents {
+            customer_id_attribute: attribute?,
+        },
+    };
+    Some((name?, format))
 }
 
 fn client(cx: &mut Cx, node: &Node) -> Option<IndexMap<String, String>> {
@@ -620,6 +720,92 @@ fn timezone(cx: &mut Cx, node: &Node) -> Option<chrono_tz::Tz> {
             None
         }
     }
+}
+
+fn event_catalog(cx: &mut Cx, node: &Node) -> Option<EventCatalog> {
+    let f = cx.fields(
+        node,
+        "`event_catalog`",
+        "event_catalog",
+        &["events", "unknown_events"],
+    )?;
+    let unknown_events = match f.get("unknown_events") {
+        Some(n) => cx.choice(
+            n,
+            "unknown_events",
+            &[
+                ("count", UnknownEvents::Count),
+                ("dead_letter", UnknownEvents::DeadLetter),
+            ],
+        ),
+        None => Some(UnknownEvents::Count),
+    };
+    let events = f.require(cx, "events").and_then(|n| catalog_events(cx, n));
+    Some(EventCatalog {
+        events: events?,
+        unknown_events: unknown_events?,
+    })
+}
+
+/// `events:` of the catalogue: event type → `{ properties: [NAME, ...] }` (or null: none).
+fn catalog_events(cx: &mut Cx, node: &Node) -> Option<IndexMap<String, Vec<String>>> {
+    let Kind::Map(entries) = &node.kind else {
+        cx.err(
+            node,
+            "`events` must be a mapping from event type to its properties",
+        );
+        return None;
+    };
+    if entries.is_empty() {
+        cx.err(node, "`events` must list at least one event type");
+        return None;
+    }
+    let mut events = IndexMap::new();
+    let mut ok = true;
+    for (key, value) in entries {
+        let Some(name) = cx.nonempty_string(key, "event type") else {
+            ok = false;
+            continue;
+        };
+        if value.is_null() {
+            events.insert(name, Vec::new());
+            continue;
+        }
+        let subject = format!("event type `{name}`");
+        let Some(f) = cx.fields(value, &subject, &subject, &["properties"]) else {
+            ok = false;
+            continue;
+        };
+        let properties = match f.get("properties") {
+            None => Some(Vec::new()),
+            Some(n) if n.is_null() => Some(Vec::new()),
+            Some(n) => catalog_properties(cx, n),
+        };
+        match properties {
+            Some(p) => {
+                events.insert(name, p);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(events)
+}
+
+fn catalog_properties(cx: &mut Cx, node: &Node) -> Option<Vec<String>> {
+    let items = cx.list(node, "`properties`")?;
+    let mut names: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match cx.nonempty_string(item, "property") {
+            Some(name) if names.contains(&name) => {
+                cx.err(item, format!("property `{name}` is listed twice"));
+                ok = false;
+            }
+            Some(name) => names.push(name),
+            None => ok = false,
+        }
+    }
+    ok.then_some(names)
 }
 
 fn inspect(cx: &mut Cx, node: &Node) -> Option<InspectConfig> {

@@ -364,3 +364,105 @@ fn load_config_reads_the_file() {
         missing.display()
     )));
 }
+
+#[test]
+fn event_catalog_is_optional_and_parsed() {
+    assert_eq!(load(CHANNELS, &[]).unwrap().event_catalog, None);
+    let c = load(
+        &format!(
+            "{CHANNELS}event_catalog:\n  unknown_events: dead_letter\n  events:\n    cart_updated: {{ properties: [cart_value, sku] }}\n    account_closed: {{}}\n    app_opened:\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    let catalog = c.event_catalog.unwrap();
+    assert_eq!(catalog.unknown_events, UnknownEvents::DeadLetter);
+    assert_eq!(catalog.events["cart_updated"], ["cart_value", "sku"]);
+    assert!(catalog.events["account_closed"].is_empty());
+    assert!(catalog.events["app_opened"].is_empty());
+    assert!(catalog.knows("profile_updated") && catalog.knows("consent_updated"));
+    assert!(!catalog.knows("order_completed"));
+    assert_eq!(
+        catalog.properties("consent_updated"),
+        Some(vec!["channel", "status"])
+    );
+    assert_eq!(catalog.properties("profile_updated"), None);
+    let c = load(
+        &format!("{CHANNELS}event_catalog:\n  events:\n    a: {{}}\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.event_catalog.unwrap().unknown_events,
+        UnknownEvents::Count
+    );
+}
+
+#[test]
+fn event_catalog_errors() {
+    assert_eq!(
+        errors(&format!(
+            "{CHANNELS}event_catalog:\n  unknown_events: drop\n  events:\n    a: {{ properties: [x, x], propertise: [] }}\n    b: {{ properties: x }}\n"
+        )),
+        [
+            "conf/journeyd.yaml:4:19: bad unknown_events `drop`: expected `count` or `dead_letter`",
+            "conf/journeyd.yaml:6:26: property `x` is listed twice",
+            "conf/journeyd.yaml:6:30: unknown key `propertise` in event type `a`; did you mean `properties`?",
+            "conf/journeyd.yaml:7:22: `properties` must be a list",
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{CHANNELS}event_catalog: {{ unknown_events: count }}\n"
+        )),
+        ["conf/journeyd.yaml:3:16: missing required key `events` in event_catalog"]
+    );
+}
+
+#[test]
+fn input_topics_with_formats() {
+    let c = load(
+        &format!(
+            "{CHANNELS}kafka:\n  input_topics:\n    - events\n    - {{ name: web-events, format: segment }}\n    - {{ name: crm, format: cloudevents }}\n    - {{ name: partner, format: cloudevents, customer_id_attribute: partnerid }}\n    - {{ name: plain, format: native }}\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.kafka.input_topics,
+        ["events", "web-events", "crm", "partner", "plain"]
+    );
+    assert_eq!(c.kafka.input_format("events"), &InputFormat::Native);
+    assert_eq!(c.kafka.input_format("plain"), &InputFormat::Native);
+    assert_eq!(c.kafka.input_format("web-events"), &InputFormat::Segment);
+    assert_eq!(
+        c.kafka.input_format("crm"),
+        &InputFormat::CloudEvents {
+            customer_id_attribute: "subject".into()
+        }
+    );
+    assert_eq!(
+        c.kafka.input_format("partner"),
+        &InputFormat::CloudEvents {
+            customer_id_attribute: "partnerid".into()
+        }
+    );
+    assert_eq!(c.kafka.input_formats.len(), 3);
+    // The plain list and the environment override keep meaning the native format.
+    let c = load(CHANNELS, &[("JOURNEYD_KAFKA__INPUT_TOPICS", "a,b")]).unwrap();
+    assert_eq!(c.kafka.input_topics, ["a", "b"]);
+    assert!(c.kafka.input_formats.is_empty());
+    assert_eq!(
+        errors(&format!(
+            "{CHANNELS}kafka:\n  input_topics:\n    - {{ name: a, format: json }}\n    - {{ name: b, format: segment, customer_id_attribute: x }}\n    - {{ name: c, format: cloudevents, customer_id_attribute: Customer-Id }}\n    - {{ format: segment }}\n    - {{ name: e, fromat: segment }}\n    - e\n"
+        )),
+        [
+            "conf/journeyd.yaml:5:26: bad format `json`: expected `native`, `segment` or `cloudevents`",
+            "conf/journeyd.yaml:6:58: `customer_id_attribute` only applies to `format: cloudevents`",
+            "conf/journeyd.yaml:7:62: bad CloudEvents attribute name `Customer-Id`: use only lowercase letters and digits",
+            "conf/journeyd.yaml:8:7: missing required key `name` in input topic",
+            "conf/journeyd.yaml:9:18: unknown key `fromat` in input topic; did you mean `format`?",
+            "conf/journeyd.yaml:10:7: input topic `e` is listed twice",
+        ]
+    );
+}

@@ -1,4 +1,5 @@
-//! Journey files: conversion of the YAML tree into [`Journey`], every check of journeys.md
+//! Journey files: conversion of the YAML tree into [`Journey`], every check of the journey
+//! language (docs/journeys.md)
 //! (references, reachability, loops without a wait, split totals, declared channels), and the
 //! loading of a whole journeys directory with cross-file checks.
 
@@ -51,7 +52,12 @@ pub fn parse_journey(
     file: &FsPath,
     config: &Config,
 ) -> Result<Journey, Vec<Diagnostic>> {
-    let checked = check_journey(text, file, Some(&config.channels));
+    let checked = check_journey(
+        text,
+        file,
+        Some(&config.channels),
+        config.event_catalog.as_ref(),
+    );
     match checked.journey {
         Some(journey) if checked.diagnostics.is_empty() => Ok(journey),
         _ => Err(checked.diagnostics),
@@ -105,7 +111,12 @@ pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, 
                 continue;
             }
         };
-        let mut checked = check_journey(&text, &file, Some(&config.channels));
+        let mut checked = check_journey(
+            &text,
+            &file,
+            Some(&config.channels),
+            config.event_catalog.as_ref(),
+        );
         if let Some((id, line, col)) = &checked.id {
             match seen.get(id) {
                 Some(first) => {
@@ -138,11 +149,12 @@ pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, 
 }
 
 /// Checks one journey text. `channels` is `None` when the configuration is unknown, which skips
-/// the declared-channel check.
+/// the declared-channel check; `catalog`, when given, checks event types and properties.
 pub(crate) fn check_journey(
     text: &str,
     file: &FsPath,
     channels: Option<&IndexMap<String, ChannelConfig>>,
+    catalog: Option<&EventCatalog>,
 ) -> Checked {
     let mut cx = Cx::new(file);
     let parsed = match yaml::parse(text) {
@@ -170,7 +182,11 @@ pub(crate) fn check_journey(
                 cx: &mut cx,
                 channels,
             };
-            conv.journey(root, file, &mut id)
+            let journey = conv.journey(root, file, &mut id);
+            if let Some(catalog) = catalog {
+                crate::catalog_check::check(&mut cx, root, catalog);
+            }
+            journey
         }
     };
     Checked {
@@ -371,8 +387,59 @@ impl<'n> Converter<'_, '_> {
                 );
             }
         }
+        self.for_send_checks(items, &steps);
         self.graph_checks(items);
         steps.into_iter().collect()
+    }
+
+    /// Every `wait_for.for_send` names a `send` step of the journey.
+    fn for_send_checks(&mut self, items: &'n [Node], steps: &[Option<Step>]) {
+        let kind_of = |id: &str| {
+            steps
+                .iter()
+                .flatten()
+                .find(|s| s.id == id)
+                .map(|s| s.action.kind())
+        };
+        let ids: Vec<&str> = steps.iter().flatten().map(|s| s.id.as_str()).collect();
+        for (item, step) in items.iter().zip(steps) {
+            let Some(Step {
+                action: Action::WaitFor(w),
+                ..
+            }) = step
+            else {
+                continue;
+            };
+            let Some(target) = &w.for_send else { continue };
+            let node = match &item.kind {
+                yaml::Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.text() == Some("wait_for"))
+                    .and_then(|(_, v)| match &v.kind {
+                        yaml::Kind::Map(w) => w
+                            .iter()
+                            .find(|(k, _)| k.text() == Some("for_send"))
+                            .map(|(_, n)| n),
+                        _ => None,
+                    }),
+                _ => None,
+            };
+            let Some(node) = node else { continue };
+            match kind_of(target) {
+                Some("send") => {}
+                Some(kind) => self.cx.err(
+                    node,
+                    format!("`for_send` must name a `send` step; `{target}` is a `{kind}` step"),
+                ),
+                None => {
+                    let hint = did_you_mean(target, ids.iter().copied());
+                    self.cx.err(
+                        node,
+                        format!("`for_send` names unknown step `{target}`{hint}"),
+                    );
+                }
+            }
+        }
     }
 
     fn step(
@@ -481,13 +548,25 @@ impl<'n> Converter<'_, '_> {
             node,
             "`wait_for`",
             "wait_for",
-            &["event", "where", "timeout", "on_event", "on_timeout"],
+            &[
+                "event",
+                "where",
+                "for_send",
+                "timeout",
+                "on_event",
+                "on_timeout",
+            ],
         )?;
         let event = f
             .require(self.cx, "event")
             .and_then(|n| self.cx.nonempty_string(n, "event"));
         let condition = match f.get("where") {
             Some(n) => condition(self.cx, n, Scope::WithEvent).map(Some),
+            None => Some(None),
+        };
+        // Checked against the steps once every step is known (see `steps`).
+        let for_send = match f.get("for_send") {
+            Some(n) => self.cx.identifier(n, "`for_send` step id").map(Some),
             None => Some(None),
         };
         let timeout = f
@@ -504,6 +583,7 @@ impl<'n> Converter<'_, '_> {
         Some(WaitFor {
             event: event?,
             condition: condition?,
+            for_send: for_send?,
             timeout: timeout?,
             on_event,
             on_timeout,

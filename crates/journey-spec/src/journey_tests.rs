@@ -365,6 +365,27 @@ fn references() {
 }
 
 #[test]
+fn wait_for_for_send_names_a_send_step() {
+    let j = steps_ok(
+        "  - id: first\n    send: { channels: [email], template: t }\n  - id: w\n    wait_for: { event: message_opened, for_send: first, timeout: 1d }\n",
+    );
+    match &j.steps[1].action {
+        Action::WaitFor(w) => assert_eq!(w.for_send.as_deref(), Some("first")),
+        other => panic!("not a wait_for: {other:?}"),
+    }
+    assert_eq!(
+        step_errors(
+            "  - id: first\n    send: { channels: [email], template: t }\n  - id: w\n    wait_for: { event: message_opened, for_send: frist, timeout: 1d }\n  - id: x\n    wait_for: { event: message_opened, for_send: w, timeout: 1d }\n  - id: y\n    wait_for: { event: message_opened, for_send: Bad-Id, timeout: 1d }\n"
+        ),
+        [
+            "8:50: `for_send` names unknown step `frist`; did you mean `first`?",
+            "10:50: `for_send` must name a `send` step; `w` is a `wait_for` step",
+            "12:50: bad `for_send` step id `Bad-Id`: use only lowercase letters, digits and `_`",
+        ]
+    );
+}
+
+#[test]
 fn unreachable_steps() {
     assert_eq!(
         step_errors(
@@ -766,5 +787,68 @@ fn graph_checks_run_beside_other_errors() {
             "5:5: loop without a wait: `a` -> `a`; put a `wait`, `wait_until` or `wait_for` step in it",
             "10:11: `next` names unknown step `remnder`; did you mean `reminder`?",
         ]
+    );
+}
+
+fn catalog_config() -> Config {
+    let mut config = Config::example();
+    let mut events = IndexMap::new();
+    events.insert(
+        "cart_updated".to_string(),
+        vec!["cart_value".to_string(), "sku".to_string()],
+    );
+    events.insert(
+        "order_completed".to_string(),
+        vec!["order_id".to_string(), "categories".to_string()],
+    );
+    events.insert(
+        "message_clicked".to_string(),
+        vec!["command_id".to_string(), "template".to_string()],
+    );
+    config.event_catalog = Some(EventCatalog {
+        events,
+        unknown_events: UnknownEvents::Count,
+    });
+    config
+}
+
+fn catalog_errors(text: &str) -> Vec<String> {
+    match parse_journey(text, Path::new("j.yaml"), &catalog_config()) {
+        Ok(_) => Vec::new(),
+        Err(ds) => ds
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect(),
+    }
+}
+
+#[test]
+fn event_catalog_checks_types_and_properties() {
+    let good = "id: j\nversion: 1\ntrigger:\n  event: cart_updated\n  where: { path: event.properties.cart_value, gte: 20 }\nentry:\n  unless: { did: order_completed, within: 1d }\nexit_when:\n  - event: order_completed\n    where: { path: event.properties.categories.first, exists: true }\n  - event: consent_updated\n    where: { path: event.properties.status, eq: withdrawn }\nsteps:\n  - id: s\n    send: { channels: [email], template: t, data: { v: { path: trigger.properties.sku }, p: { path: profile.anything } } }\n  - id: w\n    wait_for: { event: message_clicked, where: { path: event.properties.template, eq: t }, timeout: 1d }\n  - id: p\n    wait_for: { event: profile_updated, where: { path: event.properties.whatever, exists: true }, timeout: 1d }\n";
+    assert_eq!(catalog_errors(good), Vec::<String>::new());
+    // Without a catalogue, any type validates.
+    assert!(check(&good.replace("order_completed", "order_complete")).is_ok());
+    let bad = "id: j\nversion: 1\ntrigger:\n  event: cart_updated\n  where: { path: event.properties.cart_valeu, gte: 20 }\nentry:\n  unless: { did: order_complete, within: 1d }\nexit_when:\n  - event: order_complete\n    where: { path: event.properties.total, gte: 1 }\n  - event: consent_updated\n    where: { path: event.properties.state, eq: withdrawn }\ngoal: { event: signup_done }\nsteps:\n  - id: s\n    send: { channels: [email], template: t, data: { v: { path: trigger.properties.skus } } }\n  - id: w\n    wait_for: { event: message_clicked, where: { path: event.properties.templat, eq: t }, timeout: 1d }\n";
+    assert_eq!(
+        catalog_errors(bad),
+        [
+            "5:18: event type `cart_updated` has no property `cart_valeu` in the event catalog; did you mean `cart_value`?",
+            "7:18: event type `order_complete` is not in the event catalog; did you mean `order_completed`?",
+            "9:12: event type `order_complete` is not in the event catalog; did you mean `order_completed`?",
+            "12:20: event type `consent_updated` has no property `state` in the event catalog; did you mean `status`?",
+            "13:16: event type `signup_done` is not in the event catalog",
+            "16:64: event type `cart_updated` has no property `skus` in the event catalog; did you mean `sku`?",
+            "18:56: event type `message_clicked` has no property `templat` in the event catalog; did you mean `template`?",
+        ]
+    );
+    // `for_send` reads `command_id`: the awaited event type must carry it.
+    let steps = "id: j\nversion: 1\ntrigger: { event: cart_updated }\nsteps:\n  - id: s\n    send: { channels: [email], template: t }\n  - id: w\n    wait_for: { event: EVENT, for_send: s, timeout: 1d }\n";
+    assert_eq!(
+        catalog_errors(&steps.replace("EVENT", "message_clicked")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        catalog_errors(&steps.replace("EVENT", "order_completed")),
+        ["8:51: event type `order_completed` has no property `command_id` in the event catalog (`for_send` reads it)"]
     );
 }

@@ -4,11 +4,14 @@
 //! journeys directory).
 //!
 //! Entry points: [`load_config`] / [`parse_config`] for the configuration, [`load_journeys_dir`]
-//! / [`parse_journey`] for journeys, [`json_schema`] for editors.
+//! / [`parse_journey`] for journeys, [`json_schema`] for editors, [`contracts`] for the JSON
+//! Schemas of the configuration, events, commands and decisions.
 
+mod catalog_check;
 mod check;
 mod condition;
 mod config;
+pub mod contracts;
 mod diagnostic;
 mod journey;
 pub mod model;

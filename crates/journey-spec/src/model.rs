@@ -213,6 +213,10 @@ pub struct Send {
 pub struct WaitFor {
     pub event: String,
     pub condition: Option<Condition>,
+    /// `for_send: STEP`: only events whose `properties.command_id` is the id of a command that
+    /// send step (of the same journey) issued in this instance match. Validation guarantees
+    /// the step exists and is a `send`.
+    pub for_send: Option<String>,
     pub timeout: Duration,
     /// `None`: the following step.
     pub on_event: Option<Next>,
@@ -289,7 +293,7 @@ pub struct Journey {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Engine configuration (config.md)
+// Engine configuration (docs/reference/configuration.md)
 // ---------------------------------------------------------------------------------------------
 
 /// `opt_in | opt_out`.
@@ -331,23 +335,48 @@ pub struct QuietHours {
     pub default_timezone: chrono_tz::Tz,
 }
 
+/// The format of an input topic's records (docs/reference/events.md, "Other formats").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub enum InputFormat {
+    /// journeyd's own JSON events.
+    #[default]
+    Native,
+    /// Segment Spec messages (Segment, RudderStack).
+    Segment,
+    /// CloudEvents 1.0 (structured or Kafka binary mode); the customer id is the attribute
+    /// named here (`subject` by default, or an extension attribute).
+    CloudEvents { customer_id_attribute: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub group_id: String,
+    /// Names of the input topics.
     pub input_topics: Vec<String>,
+    /// The format of each input topic not in the native format (`input_topics` entries written
+    /// `{ name, format }`).
+    pub input_formats: IndexMap<String, InputFormat>,
     pub dead_letter_topic: String,
     pub decisions_topic: String,
     pub state_topic: String,
     /// librdkafka properties passed through as they are.
     pub client: IndexMap<String, String>,
-    /// Addition to config.md: how often the open transaction is committed (default 100).
+    /// How often the open transaction is committed (default 100).
     pub commit_interval_ms: u64,
-    /// Addition to config.md: largest accepted event in bytes (default 65536).
+    /// Largest accepted event in bytes (default 65536).
     pub max_event_bytes: usize,
-    /// Addition to config.md: the producer's `transactional.id`; default
+    /// The producer's `transactional.id`; default
     /// `<group_id>-<hostname>`, stable per instance (a StatefulSet pod name).
     pub transactional_id: Option<String>,
+}
+
+impl KafkaConfig {
+    /// The format of an input topic (native unless configured otherwise).
+    pub fn input_format(&self, topic: &str) -> &InputFormat {
+        static NATIVE: InputFormat = InputFormat::Native;
+        self.input_formats.get(topic).unwrap_or(&NATIVE)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -355,12 +384,60 @@ pub struct MetricsConfig {
     pub listen: String,
 }
 
-/// Addition to config.md: the `GET /customers/{id}` inspection endpoint, off by default.
+/// The `GET /customers/{id}` inspection endpoint, off by default.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct InspectConfig {
     pub enabled: bool,
     /// Bearer token required when enabled.
     pub token: Option<String>,
+}
+
+/// What the service does with an event whose type is not in the event catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum UnknownEvents {
+    /// Process it and count it (`journeyd_uncatalogued_events_total`).
+    #[default]
+    Count,
+    /// Send it to the dead-letter topic (reason `unknown_type`).
+    DeadLetter,
+}
+
+/// The tracking plan (`event_catalog`): every event type producers send, with its properties.
+/// `profile_updated` and `consent_updated` are always known (see [`EventCatalog::properties`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct EventCatalog {
+    /// Event type → property names, in the order written.
+    pub events: IndexMap<String, Vec<String>>,
+    pub unknown_events: UnknownEvents,
+}
+
+impl EventCatalog {
+    /// Whether events of this type are expected (listed, or reserved).
+    pub fn knows(&self, event_type: &str) -> bool {
+        self.events.contains_key(event_type)
+            || event_type == "profile_updated"
+            || event_type == "consent_updated"
+    }
+
+    /// The properties of a known type; `None` when they are not checked (an unlisted
+    /// `profile_updated`, whose properties are profile attributes) or the type is unknown.
+    pub fn properties(&self, event_type: &str) -> Option<Vec<&str>> {
+        if let Some(props) = self.events.get(event_type) {
+            return Some(props.iter().map(String::as_str).collect());
+        }
+        match event_type {
+            "consent_updated" => Some(vec!["channel", "status"]),
+            _ => None,
+        }
+    }
+
+    /// Every known event type: the listed ones, then the reserved ones not listed.
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        let reserved = ["profile_updated", "consent_updated"]
+            .into_iter()
+            .filter(|t| !self.events.contains_key(*t));
+        self.events.keys().map(String::as_str).chain(reserved)
+    }
 }
 
 /// `text | json`.
@@ -371,7 +448,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Addition to config.md: logging.
+/// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogConfig {
     pub format: LogFormat,
@@ -392,6 +469,9 @@ pub struct Config {
     /// In configuration order (the order decides which cap a skip names).
     pub frequency_caps: Vec<FrequencyCap>,
     pub quiet_hours: QuietHours,
+    /// The tracking plan, when configured: journeys are checked against it and the service
+    /// counts (or dead-letters) events of other types.
+    pub event_catalog: Option<EventCatalog>,
     pub inspect: InspectConfig,
     pub log: LogConfig,
 }

@@ -209,6 +209,10 @@ fn step() -> Value {
                 "properties": {
                     "event": { "$ref": "#/$defs/event_type" },
                     "where": { "$ref": "#/$defs/condition" },
+                    "for_send": {
+                        "$ref": "#/$defs/identifier",
+                        "description": "only events whose properties.command_id is a command this send step issued in the customer's journey"
+                    },
                     "timeout": { "$ref": "#/$defs/duration" },
                     "on_event": { "$ref": "#/$defs/next" },
                     "on_timeout": { "$ref": "#/$defs/next" }

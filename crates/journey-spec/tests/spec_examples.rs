@@ -1,6 +1,7 @@
-//! Every example of journeys.md is valid: the complete example as it is, each snippet as
+//! Every example of the journey language (the language's original examples, as taught in
+//! docs/journeys.md) is valid: the complete example as it is, each snippet as
 //! written there, wrapped in the smallest journey that gives it a place (`CONDITION`
-//! placeholders replaced by conditions from the Conditions section). Also config.md's example.
+//! placeholders replaced by conditions from the Conditions section). Also the example of docs/reference/configuration.md.
 
 use journey_spec::*;
 use std::path::Path;
@@ -108,7 +109,7 @@ fn step_snippets() {
         &[],
     );
     let j = with_steps(
-        "- id: morning\n  wait_until: { time: \"09:30\" } # next 09:30 in the customer's time zone (see config.md)\n",
+        "- id: morning\n  wait_until: { time: \"09:30\" } # next 09:30 in the customer's time zone (see docs/reference/configuration.md)\n",
         &[],
     );
     assert_eq!(

@@ -62,7 +62,7 @@ fn report(diagnostics: &[journey_spec::Diagnostic]) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// config.md's example configuration, plus every channel named in a `send.channels` list of the
+/// The example configuration of docs/reference/configuration.md, plus every channel named in a `send.channels` list of the
 /// journey text (read leniently: a file that is not valid YAML adds none, and validation then
 /// reports the syntax error).
 fn permissive_config(text: &str) -> Config {
@@ -191,6 +191,9 @@ pub fn render(journey: &Journey) -> String {
                 let mut awaited = wait_for.event.clone();
                 if let Some(c) = &wait_for.condition {
                     awaited = format!("{awaited} where {}", condition(c));
+                }
+                if let Some(send) = &wait_for.for_send {
+                    awaited = format!("{awaited} for_send {send}");
                 }
                 let label = format!(
                     "{}<br/>wait_for {}<br/>timeout {}",

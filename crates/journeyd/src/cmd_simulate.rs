@@ -9,7 +9,8 @@
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
-use journey_engine::{parse_event, Catalog, Effects, Engine, SendCommand};
+use journey_engine::formats::Format;
+use journey_engine::{decode_event, Catalog, Effects, Engine, SendCommand};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -32,6 +33,19 @@ pub struct Args {
     /// Write the decision records here, one JSON object a line.
     #[arg(long, value_name = "FILE")]
     pub decisions: Option<PathBuf>,
+    /// Format of the event lines (docs/reference/events.md). `cloudevents` reads structured
+    /// mode; the customer id is `subject`, or the `customer_id_attribute` of the configuration's
+    /// first cloudevents input topic.
+    #[arg(long, value_enum, default_value_t = EventFormat::Native)]
+    pub format: EventFormat,
+}
+
+/// `--format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventFormat {
+    Native,
+    Segment,
+    Cloudevents,
 }
 
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
@@ -53,6 +67,24 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         Err(diagnostics) => return Ok(report(&diagnostics)),
     };
     let max_event_bytes = config.kafka.max_event_bytes;
+    let customer_id_attribute = config
+        .kafka
+        .input_formats
+        .values()
+        .find_map(|f| match f {
+            journey_spec::InputFormat::CloudEvents {
+                customer_id_attribute,
+            } => Some(customer_id_attribute.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "subject".to_string());
+    let format = match args.format {
+        EventFormat::Native => Format::Native,
+        EventFormat::Segment => Format::Segment,
+        EventFormat::Cloudevents => Format::CloudEvents {
+            customer_id_attribute: &customer_id_attribute,
+        },
+    };
     let engine = Engine::new(Arc::new(Catalog::new(&config, journeys)));
 
     let (input, source_name): (Box<dyn BufRead>, String) = if args.events.as_os_str() == "-" {
@@ -89,7 +121,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        match parse_event(line, max_event_bytes) {
+        match decode_event(format, line, &[], max_event_bytes) {
             Ok(event) => {
                 last_timestamp = Some(event.timestamp);
                 sim.handle(&event)

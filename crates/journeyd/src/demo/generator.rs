@@ -143,7 +143,7 @@ impl Generator {
         }
     }
 
-    /// A record that breaks events.md in one of the ways producers really do.
+    /// A record that breaks docs/reference/events.md in one of the ways producers really do.
     fn malformed(&mut self, event_id: &str, now: DateTime<Utc>) -> Generated {
         let customer = self.rng.pick(&self.customers).id.clone();
         let payload = match self.rng.below(3) {
