@@ -30,6 +30,7 @@ fn simulate(scenario: &Path, decisions: &Path) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_journeyd"));
     command
         .arg("simulate")
+        .arg("--quiet")
         .arg("--config")
         .arg(root.join("deploy/journeyd.yaml"))
         .arg("--events")

@@ -9,8 +9,11 @@ mod cmd_graph;
 mod cmd_run;
 mod cmd_schema;
 mod cmd_simulate;
+mod cmd_test;
 mod cmd_validate;
 mod logging;
+mod summary;
+mod virtual_clock;
 
 /// journeyd: journey orchestration driven by Kafka events.
 #[derive(Parser, Debug)]
@@ -34,6 +37,8 @@ enum Command {
     Schema,
     /// Print a journey as a Mermaid flowchart.
     Graph(cmd_graph::Args),
+    /// Run journey tests (`*.test.yaml`) through the engine with a virtual clock.
+    Test(cmd_test::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd_demo::main(args),
         Command::Schema => cmd_schema::main(),
         Command::Graph(args) => cmd_graph::main(args),
+        Command::Test(args) => cmd_test::main(args),
     };
     match result {
         Ok(code) => code,
