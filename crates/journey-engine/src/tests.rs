@@ -766,7 +766,11 @@ fn goal_with_exit_ends_alone_and_blocks_reentry_by_same_event() {
     s.event("c", "buy", "2026-01-02T00:00:00Z", json!({}));
     assert_eq!(
         s.take(),
-        vec!["entered g", "goal g w", "entry_suppressed g ended_by_same_event"]
+        vec![
+            "entered g",
+            "goal g w",
+            "entry_suppressed g ended_by_same_event"
+        ]
     );
     assert_eq!(s.engine.pending_timers(), 0);
     s.event("c", "buy", "2026-01-03T00:00:00Z", json!({}));
@@ -784,7 +788,11 @@ fn wait_for_ending_on_the_trigger_event_says_why_there_is_no_reentry() {
         on_event: Some(Next::End),
         on_timeout: None,
     };
-    let mut j = journey("again", "buy", vec![step("wait_again", Action::WaitFor(wf))]);
+    let mut j = journey(
+        "again",
+        "buy",
+        vec![step("wait_again", Action::WaitFor(wf))],
+    );
     j.entry.reentry = Reentry::Always;
     let mut s = Sim::new(vec![j]);
     s.event("c", "buy", "2026-01-01T00:00:00Z", json!({}));

@@ -1183,8 +1183,10 @@ tests:
         let text = GOOD.replace("at: +30m", "at: 2026-11-23T09:59:00Z");
         assert_eq!(
             parse(&text).unwrap_err(),
-            ["dir/a.test.yaml:11:9: events must be listed in time order: this one \
-              (2026-11-23T09:59:00Z) is before the one on line 10 (2026-11-23T10:00:00Z)"]
+            [
+                "dir/a.test.yaml:11:9: events must be listed in time order: this one \
+              (2026-11-23T09:59:00Z) is before the one on line 10 (2026-11-23T10:00:00Z)"
+            ]
         );
     }
 

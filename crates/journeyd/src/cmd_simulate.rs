@@ -130,7 +130,8 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                     }
                     _ => latest = Some((event.timestamp, line_number)),
                 }
-                last_timestamp = Some(last_timestamp.map_or(event.timestamp, |l| l.max(event.timestamp)));
+                last_timestamp =
+                    Some(last_timestamp.map_or(event.timestamp, |l| l.max(event.timestamp)));
                 sim.handle(&event)
             }
             Err(error) => {

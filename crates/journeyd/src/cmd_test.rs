@@ -96,7 +96,11 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let (mut passed, mut failed) = (0, 0);
     for file in &results {
         if !file.invalid.is_empty() {
-            let _ = writeln!(out, "{}: INVALID (see the errors above)", file.path.display());
+            let _ = writeln!(
+                out,
+                "{}: INVALID (see the errors above)",
+                file.path.display()
+            );
             continue;
         }
         let _ = writeln!(out, "{}", file.path.display());
@@ -361,7 +365,11 @@ fn check_references(file: &TestFile, loaded: &Loaded) -> Result<(), Vec<Diagnost
                 if !steps.contains(&s.value.as_str()) {
                     err(
                         s.pos,
-                        format!("step `{}` is in no loaded journey{}", s.value, hint(&s.value, &steps)),
+                        format!(
+                            "step `{}` is in no loaded journey{}",
+                            s.value,
+                            hint(&s.value, &steps)
+                        ),
                     );
                 }
             }
@@ -525,8 +533,7 @@ fn run_test(test: &TestCase, loaded: &Loaded) -> TestResult {
                         }
                         let mut got = closest(e, &records);
                         if test.order == Order::Sequence {
-                            if let Some(i) = (0..from).find(|&i| !used[i] && matches(&records[i]))
-                            {
+                            if let Some(i) = (0..from).find(|&i| !used[i] && matches(&records[i])) {
                                 got.insert(
                                     0,
                                     format!(
@@ -606,11 +613,15 @@ fn decision_matches(e: &DecisionExpect, r: &Record) -> bool {
     let d = &r.decision;
     d.kind == e.kind.value
         && eq_opt(&e.customer, Some(&d.customer_id))
-        && e.reason.as_ref().is_none_or(|x| d.reason.as_ref() == Some(x))
+        && e.reason
+            .as_ref()
+            .is_none_or(|x| d.reason.as_ref() == Some(x))
         && eq_opt(&e.journey, d.journey_id.as_deref())
         && eq_opt(&e.step, d.step_id.as_deref())
         && eq_opt(&e.channel, d.channel.as_deref())
-        && e.branch.as_ref().is_none_or(|x| d.branch.as_ref() == Some(x))
+        && e.branch
+            .as_ref()
+            .is_none_or(|x| d.branch.as_ref() == Some(x))
         && e.holdout.is_none_or(|x| d.holdout == Some(x))
         && in_window(&e.window, d.at)
 }
@@ -654,7 +665,9 @@ fn closest(e: &Expectation, records: &[Record]) -> Vec<String> {
                 }
                 Some(
                     [
-                        x.reason.as_ref().is_none_or(|v| d.reason.as_ref() == Some(v)),
+                        x.reason
+                            .as_ref()
+                            .is_none_or(|v| d.reason.as_ref() == Some(v)),
                         eq_opt(&x.journey, d.journey_id.as_deref()),
                         eq_opt(&x.step, d.step_id.as_deref()),
                         eq_opt(&x.channel, d.channel.as_deref()),

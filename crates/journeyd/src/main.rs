@@ -33,8 +33,8 @@ enum Command {
     Run(cmd_run::Args),
     /// Run the real runtime against an in-process Kafka with a generated event stream.
     Demo(cmd_demo::Args),
-    /// Print the JSON Schema of journey files.
-    Schema,
+    /// Print the JSON Schema of journey files (or of test files, `--kind test`).
+    Schema(cmd_schema::Args),
     /// Print a journey as a Mermaid flowchart.
     Graph(cmd_graph::Args),
     /// Run journey tests (`*.test.yaml`) through the engine with a virtual clock.
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cmd_simulate::main(args),
         Command::Run(args) => cmd_run::main(args),
         Command::Demo(args) => cmd_demo::main(args),
-        Command::Schema => cmd_schema::main(),
+        Command::Schema(args) => cmd_schema::main(args),
         Command::Graph(args) => cmd_graph::main(args),
         Command::Test(args) => cmd_test::main(args),
     };

@@ -88,12 +88,7 @@ impl Summary {
             total(&self.suppressed),
             list(&self.suppressed)
         );
-        let _ = writeln!(
-            o,
-            "  sends: {} ({})",
-            total(&self.sends),
-            list(&self.sends)
-        );
+        let _ = writeln!(o, "  sends: {} ({})", total(&self.sends), list(&self.sends));
         let _ = writeln!(
             o,
             "  channels skipped: {} ({})",
@@ -119,7 +114,12 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
-    fn d(kind: &'static str, channel: Option<&str>, reason: Option<&str>, holdout: bool) -> Decision {
+    fn d(
+        kind: &'static str,
+        channel: Option<&str>,
+        reason: Option<&str>,
+        holdout: bool,
+    ) -> Decision {
         Decision {
             at: Utc::now(),
             customer_id: "c".into(),
@@ -144,7 +144,12 @@ mod tests {
         s.add(&d("entry_suppressed", None, Some("unless"), false));
         s.add(&d("sent", Some("email"), None, false));
         s.add(&d("sent", Some("email"), None, false));
-        s.add(&d("skipped_channel", Some("sms"), Some("frequency_cap:sms_daily"), false));
+        s.add(&d(
+            "skipped_channel",
+            Some("sms"),
+            Some("frequency_cap:sms_daily"),
+            false,
+        ));
         s.add(&d("goal", None, None, true));
         assert_eq!(
             s.render(7, 1),
