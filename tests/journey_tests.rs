@@ -182,7 +182,7 @@ fn invalid_files_are_positioned_errors_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).starts_with(
-            "journeys/nudge.test.yaml:12:49: this expectation can never be met: its time \
+            "journeys/nudge.test.yaml:12:54: this expectation can never be met: its time \
              (2026-11-23T09:00:00Z) is before the test's first event (2026-11-23T10:00:00Z)"
         ),
         "{}",
@@ -218,7 +218,7 @@ fn junit_xml_lists_every_test_with_its_failure() {
         xml.contains("<failure message=\"1 expectation(s) not met: line 17: send sms to c-2"),
         "{xml}"
     );
-    assert!(xml.contains("skipped sms: no_consent"), "{xml}");
+    assert!(xml.contains("skipped sms: unreachable"), "{xml}");
 }
 
 #[test]

@@ -64,7 +64,8 @@ pub struct TestCase {
     pub order: Order,
     /// When true, a send that no `send` expectation matches fails the test.
     pub no_other_sends: bool,
-    /// Timers are fired up to this instant after the last event.
+    /// Timers are fired up to this instant after the last event: `until`, else 30 days after
+    /// the last event, or the latest time an expectation names when that is later.
     pub until: DateTime<Utc>,
     pub expect: Vec<Expectation>,
 }
@@ -151,6 +152,9 @@ pub struct NoSendExpect {
     pub journey: Option<Located<String>>,
     pub window: Located<Window>,
 }
+
+/// How long after the last event a test without `until` runs (its timers fire up to then).
+pub const DEFAULT_RUN_AFTER_LAST_EVENT: chrono::Duration = chrono::Duration::days(30);
 
 /// Every decision kind the engine records (docs/journeys.md, "After launch").
 pub const DECISION_KINDS: &[&str] = &[
@@ -433,8 +437,11 @@ fn test_case(
             end = end.max(w.to);
         }
     }
-    if let Some(u) = until {
-        end = end.max(u);
+    match until {
+        Some(u) => end = end.max(u),
+        // Without `until`, pending waits play out: timers fire up to 30 days after the last
+        // event (or the latest time an expectation names, when later).
+        None => end = end.max(events.last().map_or(start, |e| e.at) + DEFAULT_RUN_AFTER_LAST_EVENT),
     }
     // An expectation whose time is before the first event can never be met.
     if let Some(first) = events.first() {
@@ -1122,8 +1129,9 @@ tests:
         };
         assert_eq!(fmt_time(n.window.value.to), "2026-11-24T12:00:00Z");
         assert_eq!(
-            test.until, n.window.value.to,
-            "the run reaches the last expectation"
+            fmt_time(test.until),
+            "2026-12-23T10:30:00Z",
+            "without `until`, 30 days after the last event"
         );
         assert_eq!(test.order, Order::Sequence);
     }
