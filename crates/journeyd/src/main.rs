@@ -11,6 +11,7 @@ mod cmd_schema;
 mod cmd_simulate;
 mod cmd_test;
 mod cmd_validate;
+mod flow;
 mod logging;
 mod summary;
 mod virtual_clock;
@@ -35,7 +36,7 @@ enum Command {
     Demo(cmd_demo::Args),
     /// Print the JSON Schema of journey files (or of test files, `--kind test`).
     Schema(cmd_schema::Args),
-    /// Print a journey as a Mermaid flowchart.
+    /// Print a journey as a Mermaid flowchart, Graphviz DOT or an SVG drawing.
     Graph(cmd_graph::Args),
     /// Run journey tests (`*.test.yaml`) through the engine with a virtual clock.
     Test(cmd_test::Args),
