@@ -391,7 +391,10 @@ pub(crate) fn to_svg(f: &Flow, counts: Option<&FlowCounts>) -> String {
         );
         vg.add_edge(arrow, handles[a], handles[b]);
     }
-    let mut canvas = SvgCanvas::default();
+    let mut canvas = SvgCanvas {
+        node_texts: texts.into_iter().collect(),
+        ..SvgCanvas::default()
+    };
     vg.do_it(false, false, false, &mut canvas);
     canvas.finish()
 }
@@ -439,6 +442,8 @@ pub(crate) fn xml_escape(s: &str) -> String {
 /// labels horizontal on a white background, arrow heads as markers.
 #[derive(Default)]
 struct SvgCanvas {
+    /// The texts of the nodes; any other text is an edge label.
+    node_texts: std::collections::HashSet<String>,
     body: String,
     labels: String,
     max: (f64, f64),
@@ -549,9 +554,9 @@ impl RenderBackend for SvgCanvas {
         if lines.is_empty() {
             return;
         }
-        // Node texts are sized with LABEL_FONT only for edge labels (connectors): a label is
-        // drawn smaller, on a white box, centred on the edge.
-        let is_edge_label = look.fill_color.is_none() && look.line_width == 1;
+        // An edge label is drawn smaller, on a white box, centred where the layout put it.
+        let _ = look;
+        let is_edge_label = !self.node_texts.contains(text);
         let (size, height) = if is_edge_label {
             (11.0, 13.0)
         } else {

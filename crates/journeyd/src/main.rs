@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod cmd_demo;
 mod cmd_graph;
+mod cmd_report;
 mod cmd_run;
 mod cmd_schema;
 mod cmd_simulate;
@@ -38,6 +39,8 @@ enum Command {
     Schema(cmd_schema::Args),
     /// Print a journey as a Mermaid flowchart, Graphviz DOT or an SVG drawing.
     Graph(cmd_graph::Args),
+    /// Write a self-contained HTML backtest report of the journeys over a file of events.
+    Report(cmd_report::Args),
     /// Run journey tests (`*.test.yaml`) through the engine with a virtual clock.
     Test(cmd_test::Args),
 }
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => cmd_schema::main(args),
         Command::Graph(args) => cmd_graph::main(args),
         Command::Test(args) => cmd_test::main(args),
+        Command::Report(args) => cmd_report::main(args),
     };
     match result {
         Ok(code) => code,
