@@ -809,7 +809,8 @@ pub(crate) fn lift(goals_t: u64, n_t: u64, goals_h: u64, n_h: u64) -> Option<(f6
     let p0 = goals_h as f64 / n_h as f64;
     let se = (p1 * (1.0 - p1) / n_t as f64 + p0 * (1.0 - p0) / n_h as f64).sqrt();
     let diff = p1 - p0;
-    Some((p1, p0, diff - 1.96 * se, diff + 1.96 * se))
+    // A difference of rates lies in [-1, 1].
+    Some((p1, p0, (diff - 1.96 * se).max(-1.0), (diff + 1.96 * se).min(1.0)))
 }
 
 fn lift_text(j: &JourneyStats) -> String {
