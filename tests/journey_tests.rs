@@ -225,6 +225,24 @@ fn junit_xml_lists_every_test_with_its_failure() {
 fn the_test_file_schema_is_printed() {
     let out = journeyd(&["schema", "--kind", "test"], &repo_root());
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = std::fs::read(repo_root().join("deploy/journey-test.schema.json")).unwrap();
+    assert!(
+        file == out.stdout,
+        "deploy/journey-test.schema.json is stale: run \
+         `journeyd schema --kind test > deploy/journey-test.schema.json`"
+    );
+    for entry in std::fs::read_dir(repo_root().join("journeys")).unwrap() {
+        let path = entry.unwrap().path();
+        if journey_spec::is_test_file(path.file_name().unwrap().to_str().unwrap()) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(
+                text.lines().next(),
+                Some("# yaml-language-server: $schema=../deploy/journey-test.schema.json"),
+                "{} must point editors at the test schema",
+                path.display()
+            );
+        }
+    }
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["tests"]));
     assert!(schema["$defs"]["test"]["properties"]["expect"].is_object());

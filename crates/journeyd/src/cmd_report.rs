@@ -317,7 +317,8 @@ struct Run {
     by_id: HashMap<String, usize>,
     events: u64,
     bad_lines: u64,
-    bad_listed: Vec<String>,
+    /// (line number, message) of the first bad lines.
+    bad_listed: Vec<(usize, String)>,
     backwards: u64,
     first: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
@@ -548,6 +549,62 @@ impl Run {
     }
 }
 
+impl JourneyStats {
+    fn merge(&mut self, o: JourneyStats) {
+        for (a, b) in self.node_counts.iter_mut().zip(o.node_counts) {
+            *a += b;
+        }
+        for (a, b) in self.edge_counts.iter_mut().zip(o.edge_counts) {
+            *a += b;
+        }
+        for (k, v) in o.suppressed {
+            *self.suppressed.entry(k).or_insert(0) += v;
+        }
+        self.entered += o.entered;
+        self.entered_holdout += o.entered_holdout;
+        self.exited += o.exited;
+        self.goals += o.goals;
+        self.goals_holdout += o.goals_holdout;
+        self.completed += o.completed;
+        self.sends += o.sends;
+        self.held_sends += o.held_sends;
+    }
+}
+
+impl Run {
+    /// Adds the figures of another worker (whose customers are disjoint from this one's).
+    fn merge(&mut self, o: Run) {
+        for (a, b) in self.journeys.iter_mut().zip(o.journeys) {
+            a.merge(b);
+        }
+        self.events += o.events;
+        self.bad_lines += o.bad_lines;
+        self.bad_listed.extend(o.bad_listed);
+        self.backwards += o.backwards;
+        self.first = match (self.first, o.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.customers.extend(o.customers);
+        for (k, v) in o.sends_per_hour {
+            *self.sends_per_hour.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in o.templates {
+            *self.templates.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in o.skips {
+            *self.skips.entry(k).or_insert(0) += v;
+        }
+        self.deferred += o.deferred;
+        self.no_channel += o.no_channel;
+        for (k, v) in o.capped {
+            self.capped.entry(k).or_default().extend(v);
+        }
+        self.customer_sends.extend(o.customer_sends);
+        self.kept.extend(o.kept);
+    }
+}
+
 fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
     match m.get_mut(k) {
         Some(n) => *n += 1,
@@ -559,6 +616,13 @@ fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
 
 /// Runs the events through a journey set; with `only`, just those customers' events, keeping
 /// their decisions.
+///
+/// Customers are spread over one engine per available core by a hash of their id, as the
+/// service spreads them over partitions: an engine keeps no state across customers, so the
+/// decisions are the same. Each worker reads the whole file, finds each line's `customer_id`
+/// without parsing it, and parses only its own lines (a line whose customer cannot be found
+/// that way is parsed by every worker and kept by its owner). Worker 0 also follows every
+/// line's timestamp, to count the events that go backwards in the file.
 fn run(
     config: &Config,
     journeys: &[Journey],
@@ -567,20 +631,177 @@ fn run(
     only: Option<&HashSet<String>>,
 ) -> anyhow::Result<Run> {
     let catalog = Arc::new(Catalog::new(config, journeys.to_vec()));
+    let workers = if only.is_some() {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    File::open(events).with_context(|| format!("cannot open events file {}", events.display()))?;
+    let max_bytes = config.kafka.max_event_bytes;
+    let results: Vec<anyhow::Result<(VirtualClock, Run, Option<DateTime<Utc>>)>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|k| {
+                    let catalog = catalog.clone();
+                    scope.spawn(move || {
+                        read_part(catalog, journeys, events, only, max_bytes, k, workers)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
+                })
+                .collect()
+        });
+    let mut parts = Vec::new();
+    for r in results {
+        parts.push(r?);
+    }
+    let latest = parts.iter().filter_map(|p| p.2).max();
+    let end = until.or(latest);
+    if let (Some(end), Some(latest)) = (end, latest) {
+        if end < latest {
+            bail!("--until {} is before the last event", format_time(end));
+        }
+    }
+    let keep = only.is_some();
+    let finished: Vec<anyhow::Result<Run>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(mut clock, mut stats, _)| {
+                scope.spawn(move || -> anyhow::Result<Run> {
+                    if let Some(end) = end {
+                        let s = &mut stats;
+                        clock.advance_to(end, &mut |effects| {
+                            s.add(effects, keep);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(stats)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
+            })
+            .collect()
+    });
+    let mut total: Option<Run> = None;
+    for r in finished {
+        let r = r?;
+        match total.as_mut() {
+            None => total = Some(r),
+            Some(t) => t.merge(r),
+        }
+    }
+    let mut total = total.unwrap_or_else(|| Run::new(journeys));
+    total.bad_listed.sort_by_key(|(n, _)| *n);
+    total.bad_listed.truncate(BAD_LINES_LISTED);
+    total.kept.sort_by_key(|k| k.decision.at);
+    total.last = end;
+    Ok(total)
+}
+
+/// The value of the first `"KEY": "..."` string field of a JSON line, when it can be read
+/// without a parser: the key appears once and the value has no escapes.
+fn quick_field<'l>(line: &'l [u8], key: &[u8]) -> Option<&'l [u8]> {
+    let find = |hay: &[u8], from: usize| {
+        hay[from..]
+            .windows(key.len())
+            .position(|w| w == key)
+            .map(|p| p + from)
+    };
+    let at = find(line, 0)?;
+    if find(line, at + 1).is_some() {
+        return None;
+    }
+    let mut i = at + key.len();
+    while line.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    if line[i] != b':' {
+        return None;
+    }
+    i += 1;
+    while line.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    if line[i] != b'"' {
+        return None;
+    }
+    let rest = &line[i + 1..];
+    let close = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    (rest[close] == b'"').then(|| &rest[..close])
+}
+
+/// The worker a customer belongs to (FNV-1a of the id).
+fn partition(customer: &[u8], workers: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in customer {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % workers as u64) as usize
+}
+
+/// One worker's pass over the file: its customers' events through its own engine.
+fn read_part(
+    catalog: Arc<Catalog>,
+    journeys: &[Journey],
+    events: &Path,
+    only: Option<&HashSet<String>>,
+    max_bytes: usize,
+    me: usize,
+    workers: usize,
+) -> anyhow::Result<(VirtualClock, Run, Option<DateTime<Utc>>)> {
     let mut clock = VirtualClock::new(Engine::new(catalog));
     let mut stats = Run::new(journeys);
     let file = File::open(events)
         .with_context(|| format!("cannot open events file {}", events.display()))?;
     let source = events.display().to_string();
     let keep = only.is_some();
+    // The latest timestamp of the whole file so far (worker 0 only) and of this worker's events.
+    let mut file_latest: Option<DateTime<Utc>> = None;
     let mut latest: Option<DateTime<Utc>> = None;
-    let max_bytes = config.kafka.max_event_bytes;
+    let mut follow = |stats: &mut Run, t: DateTime<Utc>| match file_latest {
+        Some(l) if t < l => stats.backwards += 1,
+        _ => file_latest = Some(t),
+    };
     crate::cmd_simulate::for_each_line(BufReader::with_capacity(1 << 20, file), |n, line| {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
+        let hint = quick_field(line, b"\"customer_id\"");
+        if let Some(c) = hint {
+            if partition(c, workers) != me {
+                if me == 0 {
+                    let t = quick_field(line, b"\"timestamp\"")
+                        .and_then(|t| std::str::from_utf8(t).ok())
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+                    if let Some(t) = t {
+                        follow(&mut stats, t.with_timezone(&Utc));
+                    }
+                }
+                return Ok(());
+            }
+        }
         match parse_event(line, max_bytes) {
             Ok(event) => {
+                if hint.is_none() && partition(event.customer_id.as_bytes(), workers) != me {
+                    if me == 0 {
+                        follow(&mut stats, event.timestamp);
+                    }
+                    return Ok(());
+                }
+                if me == 0 {
+                    follow(&mut stats, event.timestamp);
+                }
                 if let Some(only) = only {
                     if !only.contains(&event.customer_id) {
                         return Ok(());
@@ -590,10 +811,7 @@ fn run(
                 if !stats.customers.contains(&event.customer_id) {
                     stats.customers.insert(event.customer_id.clone());
                 }
-                match latest {
-                    Some(t) if event.timestamp < t => stats.backwards += 1,
-                    _ => latest = Some(event.timestamp),
-                }
+                latest = Some(latest.map_or(event.timestamp, |l| l.max(event.timestamp)));
                 stats.first = Some(
                     stats
                         .first
@@ -606,28 +824,20 @@ fn run(
                 })
             }
             Err(e) => {
-                stats.bad_lines += 1;
-                if stats.bad_listed.len() < BAD_LINES_LISTED {
-                    stats.bad_listed.push(format!("{source}:{n}: {e}"));
+                // Reported by the worker that owns the line, or by worker 0 when nobody can
+                // tell who does.
+                if hint.is_some() || me == 0 {
+                    stats.bad_lines += 1;
+                    if stats.bad_listed.len() < BAD_LINES_LISTED {
+                        stats.bad_listed.push((n, format!("{source}:{n}: {e}")));
+                    }
                 }
                 Ok(())
             }
         }
     })
     .with_context(|| format!("cannot read events from {source}"))?;
-    stats.last = latest;
-    if let Some(end) = until.or(latest) {
-        if latest.is_some_and(|l| end < l) {
-            bail!("--until {} is before the last event", format_time(end));
-        }
-        let s = &mut stats;
-        clock.advance_to(end, &mut |effects| {
-            s.add(effects, keep);
-            Ok(())
-        })?;
-        stats.last = Some(end);
-    }
-    Ok(stats)
+    Ok((clock, stats, latest))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -742,7 +952,7 @@ fn input_section(o: &mut String, run: &Run) {
                 String::new()
             }
         );
-        for line in &run.bad_listed {
+        for (_, line) in &run.bad_listed {
             let _ = writeln!(o, "{}", xml_escape(line));
         }
         o.push_str("</pre>\n");
@@ -810,7 +1020,12 @@ pub(crate) fn lift(goals_t: u64, n_t: u64, goals_h: u64, n_h: u64) -> Option<(f6
     let se = (p1 * (1.0 - p1) / n_t as f64 + p0 * (1.0 - p0) / n_h as f64).sqrt();
     let diff = p1 - p0;
     // A difference of rates lies in [-1, 1].
-    Some((p1, p0, (diff - 1.96 * se).max(-1.0), (diff + 1.96 * se).min(1.0)))
+    Some((
+        p1,
+        p0,
+        (diff - 1.96 * se).max(-1.0),
+        (diff + 1.96 * se).min(1.0),
+    ))
 }
 
 fn lift_text(j: &JourneyStats) -> String {
@@ -1201,6 +1416,25 @@ mod tests {
         assert!(lo < 0.1 && 0.1 < hi);
         assert!(lo > 0.0 - 0.1 && hi < 0.2, "{lo} {hi}");
         assert_eq!(lift(1, 10, 0, 0), None);
+    }
+
+    #[test]
+    fn customer_ids_are_found_without_parsing_only_when_unambiguous() {
+        let q = |l: &str| quick_field(l.as_bytes(), b"\"customer_id\"").map(|v| v.to_vec());
+        assert_eq!(
+            q(r#"{"event_id":"e","customer_id" : "c-42","type":"t"}"#),
+            Some(b"c-42".to_vec())
+        );
+        assert_eq!(q(r#"{"customer_id":"a\"b"}"#), None, "escapes: parse it");
+        assert_eq!(q(r#"{"customer_id":5}"#), None);
+        assert_eq!(
+            q(r#"{"properties":{"customer_id":"x"},"customer_id":"c"}"#),
+            None,
+            "twice: parse it"
+        );
+        assert_eq!(q("not json"), None);
+        assert_eq!(partition(b"c-42", 1), 0);
+        assert!(partition(b"c-42", 4) < 4);
     }
 
     #[test]
