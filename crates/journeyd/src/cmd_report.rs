@@ -1112,8 +1112,9 @@ fn sends_chart(run: &Run) -> String {
         h + 24.0,
         h + 24.0
     );
-    // Grid and y axis.
+    // Grid and y axis, up to the first round figure at or above the highest bar.
     let step = nice_step(max);
+    let max = max.div_ceil(step) * step;
     let mut y = 0;
     while y <= max {
         let py = top + plot_h - plot_h * y as f64 / max as f64;
