@@ -638,24 +638,23 @@ fn run(
     };
     File::open(events).with_context(|| format!("cannot open events file {}", events.display()))?;
     let max_bytes = config.kafka.max_event_bytes;
-    let results: Vec<anyhow::Result<(VirtualClock, Run, Option<DateTime<Utc>>)>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|k| {
-                    let catalog = catalog.clone();
-                    scope.spawn(move || {
-                        read_part(catalog, journeys, events, only, max_bytes, k, workers)
-                    })
+    let results: Vec<anyhow::Result<Part>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|k| {
+                let catalog = catalog.clone();
+                scope.spawn(move || {
+                    read_part(catalog, journeys, events, only, max_bytes, k, workers)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
-                })
-                .collect()
-        });
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
+            })
+            .collect()
+    });
     let mut parts = Vec::new();
     for r in results {
         parts.push(r?);
@@ -750,6 +749,9 @@ fn partition(customer: &[u8], workers: usize) -> usize {
     (h % workers as u64) as usize
 }
 
+/// What a worker has after reading: its engine, its figures, its latest event time.
+type Part = (VirtualClock, Run, Option<DateTime<Utc>>);
+
 /// One worker's pass over the file: its customers' events through its own engine.
 fn read_part(
     catalog: Arc<Catalog>,
@@ -759,7 +761,7 @@ fn read_part(
     max_bytes: usize,
     me: usize,
     workers: usize,
-) -> anyhow::Result<(VirtualClock, Run, Option<DateTime<Utc>>)> {
+) -> anyhow::Result<Part> {
     let mut clock = VirtualClock::new(Engine::new(catalog));
     let mut stats = Run::new(journeys);
     let file = File::open(events)

@@ -283,11 +283,16 @@ pub(crate) fn to_dot(f: &Flow, name: &str) -> String {
     o.push_str("  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n");
     for n in &f.nodes {
         let (fill, stroke) = n.kind.colours();
+        let label = n
+            .lines
+            .iter()
+            .map(|l| l.replace('\\', "\\\\").replace('"', "\\\""))
+            .collect::<Vec<_>>()
+            .join("\\n");
         let _ = writeln!(
             o,
-            "  {} [label={}, fillcolor=\"{fill}\", color=\"{stroke}\"];",
-            q(&n.key),
-            q(&n.lines.join("\n")).replace("\\n", "\\n")
+            "  {} [label=\"{label}\", fillcolor=\"{fill}\", color=\"{stroke}\"];",
+            q(&n.key)
         );
     }
     for e in &f.edges {
