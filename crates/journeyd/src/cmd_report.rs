@@ -1440,6 +1440,73 @@ mod tests {
         assert!(partition(b"c-42", 4) < 4);
     }
 
+    fn decision(kind: &'static str, step: Option<&str>) -> Decision {
+        Decision {
+            at: DateTime::parse_from_rfc3339("2026-11-23T11:15:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            customer_id: "c-1".into(),
+            journey_id: Some("cart_abandonment".into()),
+            journey_version: Some(3),
+            step_id: step.map(Into::into),
+            kind,
+            channel: None,
+            reason: None,
+            event_id: None,
+            holdout: Some(false),
+            until: None,
+            branch: None,
+        }
+    }
+
+    /// Waits and branches record nothing: they are counted along the only path between the
+    /// steps that do.
+    #[test]
+    fn silent_steps_are_counted_along_the_path() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let config = journey_spec::load_config(&root.join("deploy/journeyd.yaml")).unwrap();
+        let journeys = journey_spec::load_journeys_dir(&config.journeys_dir, &config).unwrap();
+        let cart: Vec<Journey> = journeys
+            .into_iter()
+            .filter(|j| j.id == "cart_abandonment")
+            .collect();
+        let mut run = Run::new(&cart);
+        run.decision(&decision("entered", None), None);
+        run.decision(&decision("sent", Some("first_reminder")), None);
+        run.decision(&decision("sent", Some("second_reminder")), None);
+        run.decision(&decision("completed", None), None);
+        let j = &run.journeys[0];
+        let node = |key: &str| j.node_counts[j.index[key]];
+        for key in [
+            "trigger",
+            "entry",
+            "step:wait_an_hour",
+            "step:first_reminder",
+            "step:wait_for_click",
+            "step:vip_check",
+            "step:second_reminder",
+            "end",
+        ] {
+            assert_eq!(node(key), 1, "{key}");
+        }
+        assert_eq!(node("step:vip_offer"), 0);
+        let edge = |from: &str, label: Option<&str>| {
+            j.flow
+                .edges
+                .iter()
+                .position(|e| e.from == from && e.label.as_deref() == label)
+                .map(|k| j.edge_counts[k])
+        };
+        assert_eq!(edge("step:wait_for_click", Some("timeout 1d")), Some(1));
+        assert_eq!(
+            edge("step:wait_for_click", Some("message_clicked")),
+            Some(0)
+        );
+        assert_eq!(edge("step:vip_check", Some("else")), Some(1));
+        assert_eq!(edge("step:second_reminder", None), Some(1), "to the end");
+        assert!(run.position.get("c-1").is_none_or(Vec::is_empty));
+    }
+
     #[test]
     fn chart_steps_are_round() {
         assert_eq!(nice_step(7), 2);
