@@ -137,8 +137,11 @@ fn chromium_renders_the_report_without_script_errors() {
     report(dir.path(), &[]);
     let page = dir.path().join("report.html");
     let profile = dir.path().join("chromium-profile");
-    let out = Command::new("chromium")
+    // `timeout` bounds a browser that would hang; a hang is then a failure, not a stuck run.
+    let out = Command::new("timeout")
         .args([
+            "120",
+            "chromium",
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -157,7 +160,11 @@ fn chromium_renders_the_report_without_script_errors() {
         .expect("chromium must be installed (Debian package `chromium`; .ci/run installs it)");
     let dom = String::from_utf8_lossy(&out.stdout);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "chromium failed: {log}");
+    assert!(
+        out.status.success(),
+        "chromium failed or timed out ({:?}): {log}",
+        out.status.code()
+    );
     assert!(
         !log.contains("Uncaught") && !log.contains("SyntaxError"),
         "script errors: {log}"
