@@ -67,6 +67,7 @@ impl Setup {
     fn simulate(&self, events: &Path, extra: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_journeyd"))
             .arg("simulate")
+            .arg("--quiet")
             .arg("--config")
             .arg(self.config())
             .arg("--events")

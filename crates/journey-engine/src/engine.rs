@@ -38,7 +38,8 @@
 //!   `entry_suppressed` carry no `step_id`; every decision about an instance carries its holdout
 //!   flag.
 //! - A journey whose instance the event ended (goal with exit, `exit_when`, or completion after
-//!   a `wait_for` match) is not entered again by that event.
+//!   a `wait_for` match) is not entered again by that event: when the event also matches the
+//!   journey's trigger, decision `entry_suppressed` with reason `ended_by_same_event`.
 //! - A duplicate event (`duplicate_event`) changes nothing, so it is not listed in
 //!   `Effects::changed`; every other event is (its id joins the dedupe ring). A caller may clear
 //!   its `Effects` after each call or accumulate several calls into one: `changed` stays free of
@@ -542,7 +543,8 @@ impl Ctx<'_> {
     }
 
     /// Tries to enter the catalog journey at index `ji`.
-    fn try_enter(&mut self, cust: &mut Customer, ji: usize, ev: &Event) {
+    /// `just_ended`: this event has just ended the customer's instance of the journey.
+    fn try_enter(&mut self, cust: &mut Customer, ji: usize, ev: &Event, just_ended: bool) {
         let b = self.b;
         let j = &b.cat.journeys[ji];
         let jid = b.journey_ids[ji];
@@ -556,6 +558,11 @@ impl Ctx<'_> {
             d.event_id = Some(this.s(&ev.event_id));
             this.out.decisions.push(d);
         };
+        if just_ended {
+            // The event that ended the instance also matches the trigger: it is not entered
+            // again by it, and the decision says so instead of losing the customer silently.
+            return suppressed(self, "ended_by_same_event");
+        }
         if jr.status != Status::Active {
             return suppressed(self, "status");
         }
@@ -902,9 +909,8 @@ impl Ctx<'_> {
         let b = self.b;
         if let Some(TypeInfo { triggers }) = b.cat.by_type.get(ev.event_type.as_str()) {
             for &ji in triggers {
-                if !ended.contains(&b.journey_ids[ji as usize]) {
-                    self.try_enter(cust, ji as usize, ev);
-                }
+                let just_ended = ended.contains(&b.journey_ids[ji as usize]);
+                self.try_enter(cust, ji as usize, ev, just_ended);
             }
         }
         if let Some(info) = b.did.get(ev.event_type.as_str()) {

@@ -764,10 +764,58 @@ fn goal_with_exit_ends_alone_and_blocks_reentry_by_same_event() {
     let mut s = Sim::new(vec![j]);
     s.event("c", "buy", "2026-01-01T00:00:00Z", json!({}));
     s.event("c", "buy", "2026-01-02T00:00:00Z", json!({}));
-    assert_eq!(s.take(), vec!["entered g", "goal g w"]);
+    assert_eq!(
+        s.take(),
+        vec![
+            "entered g",
+            "goal g w",
+            "entry_suppressed g ended_by_same_event"
+        ]
+    );
     assert_eq!(s.engine.pending_timers(), 0);
     s.event("c", "buy", "2026-01-03T00:00:00Z", json!({}));
     assert_eq!(s.take(), vec!["entered g"]);
+}
+
+/// The trap of a repeat-purchase journey: its `wait_for` ends the instance on the very event
+/// that triggers it, so the repeat buyer is not entered again; a decision says so.
+#[test]
+fn wait_for_ending_on_the_trigger_event_says_why_there_is_no_reentry() {
+    let wf = WaitFor {
+        event: "buy".into(),
+        condition: None,
+        timeout: dur("30d"),
+        on_event: Some(Next::End),
+        on_timeout: None,
+        for_send: None,
+    };
+    let mut j = journey(
+        "again",
+        "buy",
+        vec![step("wait_again", Action::WaitFor(wf))],
+    );
+    j.entry.reentry = Reentry::Always;
+    let mut s = Sim::new(vec![j]);
+    s.event("c", "buy", "2026-01-01T00:00:00Z", json!({}));
+    s.event("c", "buy", "2026-01-02T00:00:00Z", json!({}));
+    assert_eq!(
+        s.take(),
+        vec![
+            "entered again",
+            "completed again",
+            "entry_suppressed again ended_by_same_event"
+        ]
+    );
+    // An event that ends the instance without matching the trigger says nothing more.
+    let mut j = journey("other", "visit", vec![wait("w", "30d")]);
+    j.exit_when = vec![EventMatch {
+        event: "buy".into(),
+        condition: None,
+    }];
+    let mut s = Sim::new(vec![j]);
+    s.event("c", "visit", "2026-01-01T00:00:00Z", json!({}));
+    s.event("c", "buy", "2026-01-02T00:00:00Z", json!({}));
+    assert_eq!(s.take(), vec!["entered other", "exited other w"]);
 }
 
 fn wait_for_journey() -> Journey {

@@ -162,6 +162,11 @@ impl<'f> Cx<'f> {
         self.parsed(node, values::parse_percent)
     }
 
+    /// A percentage that must carry its `%` sign (see [`values::parse_percent_with_sign`]).
+    pub fn percent_with_sign(&mut self, node: &Node) -> Option<Percent> {
+        self.parsed(node, values::parse_percent_with_sign)
+    }
+
     pub fn time_of_day(&mut self, node: &Node) -> Option<TimeOfDay> {
         self.parsed(node, values::parse_time_of_day)
     }

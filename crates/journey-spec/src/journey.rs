@@ -64,8 +64,14 @@ pub fn parse_journey(
     }
 }
 
-/// Every `*.yaml` / `*.yml` file directly in `dir` (hidden files excepted), sorted by file name,
-/// each parsed and validated against `config`, plus cross-file checks (duplicate journey ids).
+/// Whether a file name is a journey test (`*.test.yaml` / `*.test.yml`, see docs/journeys.md,
+/// "Testing journeys"): such files live next to the journeys but are not journeys.
+pub fn is_test_file(name: &str) -> bool {
+    name.ends_with(".test.yaml") || name.ends_with(".test.yml")
+}
+
+/// Every `*.yaml` / `*.yml` file directly in `dir` (hidden files and `*.test.yaml` test files
+/// excepted), sorted by file name, each parsed and validated against `config`, plus cross-file checks (duplicate journey ids).
 /// Returns all errors of all files, file by file in name order, by position within a file.
 pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, Vec<Diagnostic>> {
     let entries = match std::fs::read_dir(dir) {
@@ -92,7 +98,7 @@ pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, 
         };
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        if is_yaml && !name.starts_with('.') && entry.path().is_file() {
+        if is_yaml && !is_test_file(&name) && !name.starts_with('.') && entry.path().is_file() {
             names.push(name);
         }
     }
@@ -325,7 +331,9 @@ impl<'n> Converter<'_, '_> {
             Some(n) => condition(self.cx, n, Scope::WithoutEvent).map(Some),
             None => Some(None),
         };
-        let holdout = self.optional(&f, "holdout", Percent::default(), |cx, n| cx.percent(n));
+        let holdout = self.optional(&f, "holdout", Percent::default(), |cx, n| {
+            cx.percent_with_sign(n)
+        });
         Some(Entry {
             reentry: reentry?,
             unless: unless?,

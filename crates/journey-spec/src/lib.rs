@@ -16,12 +16,13 @@ mod diagnostic;
 mod journey;
 pub mod model;
 mod schema;
+pub mod testfile;
 pub mod values;
 mod yaml;
 
 pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use journey::{load_journeys_dir, parse_journey};
+pub use journey::{is_test_file, load_journeys_dir, parse_journey};
 pub use model::*;
 pub use schema::json_schema;
 pub use yaml::yaml_to_json;

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 const DURATION: &str = "^0*[1-9][0-9]*[smhdw]$";
 const PERCENT: &str = r"^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)%?$";
+const PERCENT_WITH_SIGN: &str = r"^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)%$";
 const TIME_OF_DAY: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
 const IDENTIFIER: &str = "^[a-z0-9_]+$";
 const PATH_WITH_EVENT: &str = r"^((event|trigger)\.(type|properties(\.[^.]+)+)|profile(\.[^.]+)+)$";
@@ -36,6 +37,14 @@ pub fn json_schema() -> Value {
                 { "type": "string", "pattern": PERCENT },
                 { "type": "number", "minimum": 0, "maximum": 100 }
             ]
+        }),
+    );
+    defs.insert(
+        "percent_with_sign".into(),
+        json!({
+            "description": "0% to 100% with at most two decimals and a % sign: 10%, 0.5%.",
+            "type": "string",
+            "pattern": PERCENT_WITH_SIGN
         }),
     );
     defs.insert(
@@ -104,7 +113,7 @@ pub fn json_schema() -> Value {
                         ]
                     },
                     "unless": { "$ref": "#/$defs/condition_without_event" },
-                    "holdout": { "$ref": "#/$defs/percent" }
+                    "holdout": { "$ref": "#/$defs/percent_with_sign" }
                 }
             },
             "exit_when": { "type": "array", "items": { "$ref": "#/$defs/event_match" } },

@@ -80,6 +80,36 @@ pub fn parse_percent(text: &str) -> Result<Percent, String> {
     Ok(Percent { basis_points })
 }
 
+/// Like [`parse_percent`], but the `%` sign is required: a bare number where a share of
+/// customers is meant (`holdout: 0.1`) is ambiguous (a tenth, or 0.1%?), so it is an error that
+/// suggests both readings. Only a key literally named `percent` (split arms) accepts a bare
+/// number, because its name already says what the number is.
+pub fn parse_percent_with_sign(text: &str) -> Result<Percent, String> {
+    if text.ends_with('%') {
+        return parse_percent(text);
+    }
+    let number: Option<f64> = text.parse().ok().filter(|n: &f64| n.is_finite());
+    match number {
+        Some(n) if n > 0.0 && n < 1.0 => Err(format!(
+            "percentage `{text}` needs a `%` sign: write `{}%` for a share of {text} of \
+             customers, or `{text}%` if you mean {text} percent",
+            trim_number(n * 100.0)
+        )),
+        Some(_) => Err(format!(
+            "percentage `{text}` needs a `%` sign: write `{text}%`"
+        )),
+        None => parse_percent(text).and(Err(format!(
+            "percentage `{text}` needs a `%` sign, like `10%`"
+        ))),
+    }
+}
+
+/// `10` for 10.0, `12.5` for 12.5 (at most two decimals).
+fn trim_number(n: f64) -> String {
+    let text = format!("{n:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Formats basis points as a percentage the way it is written (`12.5%`, `100%`).
 pub fn format_percent(p: Percent) -> String {
     let whole = p.basis_points / 100;
@@ -236,6 +266,25 @@ mod tests {
         for text in ["12.5%", "100%", "0.05%", "33.33%", "0%"] {
             assert_eq!(format_percent(parse_percent(text).unwrap()), text);
         }
+    }
+
+    #[test]
+    fn percents_with_sign() {
+        assert_eq!(parse_percent_with_sign("10%").unwrap().basis_points, 1_000);
+        assert_eq!(
+            parse_percent_with_sign("0.1").unwrap_err(),
+            "percentage `0.1` needs a `%` sign: write `10%` for a share of 0.1 of customers, or \
+             `0.1%` if you mean 0.1 percent"
+        );
+        assert_eq!(
+            parse_percent_with_sign("15").unwrap_err(),
+            "percentage `15` needs a `%` sign: write `15%`"
+        );
+        assert!(parse_percent_with_sign("0").is_err());
+        assert!(parse_percent_with_sign("ten")
+            .unwrap_err()
+            .contains("bad percentage"));
+        assert!(parse_percent_with_sign("101%").is_err());
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! rules, every step with its parameters, where each step leads, branch conditions, split arms,
 //! `wait_for` outcomes, and the exit and goal rules that can end it anywhere.
 //!
+//! `--format dot` prints Graphviz DOT and `--format svg` an SVG drawing laid out and drawn by
+//! journeyd itself (see [`crate::flow`]).
+//!
 //! The journey is validated first, against `--config`, else `./journeyd.yaml` when present,
 //! else a permissive configuration that declares whichever channels the file uses (so any
 //! journey file can be drawn on its own).
@@ -27,6 +30,17 @@ pub struct Args {
     /// permissive configuration accepting every channel the journey uses).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Output format: a Mermaid flowchart, Graphviz DOT, or an SVG drawing laid out by journeyd.
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub format: Format,
+}
+
+/// What `journeyd graph` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Mermaid,
+    Dot,
+    Svg,
 }
 
 /// Entry point of `journeyd graph`.
@@ -48,8 +62,13 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         Ok(journey) => journey,
         Err(diagnostics) => return Ok(report(&diagnostics)),
     };
+    let output = match args.format {
+        Format::Mermaid => render(&journey),
+        Format::Dot => crate::flow::to_dot(&crate::flow::flow(&journey), &journey.id),
+        Format::Svg => crate::flow::to_svg(&crate::flow::flow(&journey), None),
+    };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(render(&journey).as_bytes())?;
+    stdout.write_all(output.as_bytes())?;
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -274,6 +293,30 @@ pub fn render(journey: &Journey) -> String {
         }
     }
     out
+}
+
+/// The phrases of the Mermaid labels, shared with the DOT and SVG renderings (`crate::flow`).
+pub(crate) mod text {
+    use journey_spec::{Condition, Duration, EventMatch, Percent, Reentry, TimeOfDay};
+
+    pub(crate) fn event_match(m: &EventMatch) -> String {
+        super::event_match(m)
+    }
+    pub(crate) fn reentry(r: Reentry) -> String {
+        super::reentry(r)
+    }
+    pub(crate) fn condition(c: &Condition) -> String {
+        super::condition(c)
+    }
+    pub(crate) fn percent(p: Percent) -> String {
+        super::percent(p)
+    }
+    pub(crate) fn duration(d: Duration) -> String {
+        super::duration_text(d)
+    }
+    pub(crate) fn time(t: TimeOfDay) -> String {
+        super::time_text(t)
+    }
 }
 
 fn step_node(id: &str) -> String {

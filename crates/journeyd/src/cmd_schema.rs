@@ -1,6 +1,6 @@
 //! `journeyd schema [--kind KIND]`: prints a JSON Schema (draft 2020-12): of journey files (the
-//! default, for editors), or of the configuration, events, send commands or decision records
-//! (docs/reference/cli.md).
+//! default, for editors), of journey test files (`*.test.yaml`), or of the configuration, events,
+//! send commands or decision records (docs/reference/cli.md).
 
 use std::process::ExitCode;
 
@@ -10,6 +10,8 @@ pub enum Kind {
     /// A journey file.
     #[default]
     Journey,
+    /// A journey test file (`*.test.yaml`).
+    Test,
     /// The configuration file.
     Config,
     /// A behavioural event (native format).
@@ -33,6 +35,7 @@ pub fn schema(kind: Kind) -> serde_json::Value {
     use journey_spec::contracts;
     match kind {
         Kind::Journey => journey_spec::json_schema(),
+        Kind::Test => journey_spec::testfile::test_json_schema(),
         Kind::Config => contracts::config_schema(),
         Kind::Event => contracts::event_schema(),
         Kind::Command => contracts::command_schema(),

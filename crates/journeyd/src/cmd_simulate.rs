@@ -1,13 +1,15 @@
 //! `journeyd simulate`: runs the engine over a JSON-lines file of events with a virtual clock
 //! and no Kafka, so marketers can see what a journey set would do before launch and tests can
-//! compare runs byte for byte.
+//! compare runs byte for byte. The clock rules are those of [`crate::virtual_clock`].
 //!
-//! The clock is the events' timestamps: before each event every timer due at or before its
-//! timestamp fires, one due instant at a time, with the engine clock set to that instant (so a
-//! reminder due at 11:15 is issued at 11:15, not at the time of the next event). The clock never
-//! goes back: an event older than the clock is handled at the current clock.
+//! Events are handled in file order. An event older than one before it is handled at the
+//! current clock (re-timed); each such line is reported on stderr with its line number, and
+//! `--sort` sorts the events by timestamp (stable) before the run instead. At the end a summary
+//! of the decisions goes to stderr unless `--quiet`.
 
-use anyhow::{bail, Context};
+use crate::summary::Summary;
+use crate::virtual_clock::VirtualClock;
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use journey_engine::formats::Format;
 use journey_engine::{decode_event, Catalog, Effects, Engine, SendCommand};
@@ -16,6 +18,9 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Most "timestamp goes backwards" lines reported one by one; the rest are counted.
+const MAX_BACKWARDS_REPORTED: usize = 10;
 
 /// Arguments of `journeyd simulate`.
 #[derive(clap::Args, Debug)]
@@ -38,6 +43,13 @@ pub struct Args {
     /// first cloudevents input topic.
     #[arg(long, value_enum, default_value_t = EventFormat::Native)]
     pub format: EventFormat,
+    /// Sort the events by timestamp (stable) before running them, for files whose timestamps
+    /// go backwards (several exports concatenated).
+    #[arg(long)]
+    pub sort: bool,
+    /// Print no summary on stderr at the end.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `--format`.
@@ -48,7 +60,7 @@ pub enum EventFormat {
     Cloudevents,
 }
 
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -108,37 +120,83 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     };
     let stdout = io::stdout();
     let mut sim = Simulation {
-        engine,
-        clock: None,
-        effects: Effects::default(),
+        clock: VirtualClock::new(engine),
         commands: BufWriter::new(stdout.lock()),
         decisions,
+        summary: Summary::default(),
     };
     let mut stderr = io::stderr().lock();
 
     let mut last_timestamp: Option<DateTime<Utc>> = None;
+    // The latest timestamp so far and its line, to report events that go backwards.
+    let mut latest: Option<(DateTime<Utc>, usize)> = None;
+    let mut backwards = 0usize;
+    let mut events_read = 0u64;
+    let mut bad_lines = 0u64;
+    let mut held: Vec<(usize, journey_engine::Event)> = Vec::new();
     for_each_line(input, |line_number, line| {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
         match decode_event(format, line, &[], max_event_bytes) {
             Ok(event) => {
-                last_timestamp = Some(event.timestamp);
+                events_read += 1;
+                if args.sort {
+                    held.push((line_number, event));
+                    return Ok(());
+                }
+                match latest {
+                    Some((t, at_line)) if event.timestamp < t => {
+                        backwards += 1;
+                        if backwards <= MAX_BACKWARDS_REPORTED {
+                            writeln!(
+                                stderr,
+                                "{source_name}:{line_number}: warning: timestamp {} is before \
+                                 {} on line {at_line}; handled at {} (use --sort to sort the \
+                                 events first)",
+                                journey_engine::format_time(event.timestamp),
+                                journey_engine::format_time(t),
+                                journey_engine::format_time(t),
+                            )?;
+                        }
+                    }
+                    _ => latest = Some((event.timestamp, line_number)),
+                }
+                last_timestamp =
+                    Some(last_timestamp.map_or(event.timestamp, |l| l.max(event.timestamp)));
                 sim.handle(&event)
             }
             Err(error) => {
                 // A bad line is reported and skipped; the run goes on, as the service would.
+                bad_lines += 1;
                 writeln!(stderr, "{source_name}:{line_number}: {error}")?;
                 Ok(())
             }
         }
     })
     .with_context(|| format!("cannot read events from {source_name}"))?;
+    if backwards > MAX_BACKWARDS_REPORTED {
+        writeln!(
+            stderr,
+            "{source_name}: warning: {backwards} events in all have a timestamp before an \
+             earlier line's (use --sort to sort the events first)"
+        )?;
+    }
+    if args.sort {
+        held.sort_by_key(|(_, e)| e.timestamp);
+        for (_, event) in &held {
+            last_timestamp = Some(event.timestamp);
+            sim.handle(event)?;
+        }
+    }
 
     if let Some(until) = args.until.or(last_timestamp) {
         sim.advance_to(until)?;
     }
-    sim.finish()?;
+    let summary = sim.finish()?;
+    if !args.quiet {
+        write!(stderr, "{}", summary.render(events_read, bad_lines))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -154,7 +212,7 @@ fn report(diagnostics: &[journey_spec::Diagnostic]) -> ExitCode {
 /// Calls `f(line_number, bytes)` for every line (1-based), without its line terminator. Lines
 /// are read as bytes so that a line that is not UTF-8 is reported by the event parser like any
 /// other bad line instead of stopping the run.
-fn for_each_line(
+pub(crate) fn for_each_line(
     mut input: impl BufRead,
     mut f: impl FnMut(usize, &[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -179,72 +237,56 @@ fn for_each_line(
 
 /// The engine under a virtual clock, writing its effects as they come.
 struct Simulation<W: Write> {
-    engine: Engine,
-    /// The engine clock; `None` before the first event.
-    clock: Option<DateTime<Utc>>,
-    effects: Effects,
+    clock: VirtualClock,
     commands: W,
     decisions: Option<Box<dyn Write>>,
+    summary: Summary,
 }
 
 impl<W: Write> Simulation<W> {
-    /// Fires the timers due up to the event's timestamp, then handles the event at
-    /// `max(clock, timestamp)`.
     fn handle(&mut self, event: &journey_engine::Event) -> anyhow::Result<()> {
-        self.advance_to(event.timestamp)?;
-        let now = self
-            .clock
-            .map_or(event.timestamp, |clock| clock.max(event.timestamp));
-        self.clock = Some(now);
-        self.effects.clear();
-        self.engine.handle(event, now, &mut self.effects);
-        self.write_effects()
+        let (commands, decisions, summary) =
+            (&mut self.commands, &mut self.decisions, &mut self.summary);
+        self.clock.handle(event, &mut |effects| {
+            write_effects(effects, commands, decisions, summary)
+        })
     }
 
-    /// Fires every timer due at or before `target`, one due instant at a time in due order,
-    /// with the clock at that instant (never earlier than the current clock).
     fn advance_to(&mut self, target: DateTime<Utc>) -> anyhow::Result<()> {
-        while let Some(due) = self.engine.next_due() {
-            if due > target {
-                break;
-            }
-            let now = self.clock.map_or(due, |clock| clock.max(due));
-            self.clock = Some(now);
-            self.effects.clear();
-            self.engine.fire_due(now, &mut self.effects);
-            self.write_effects()?;
-            if let Some(left) = self.engine.next_due() {
-                if left <= now {
-                    // fire_due must fire everything due at or before `now`; looping again
-                    // would never end.
-                    bail!("the engine left a timer due at {left} unfired at {now}");
-                }
-            }
-        }
-        Ok(())
+        let (commands, decisions, summary) =
+            (&mut self.commands, &mut self.decisions, &mut self.summary);
+        self.clock.advance_to(target, &mut |effects| {
+            write_effects(effects, commands, decisions, summary)
+        })
     }
 
-    fn write_effects(&mut self) -> anyhow::Result<()> {
-        for command in &self.effects.commands {
-            self.commands.write_all(command_line(command).as_bytes())?;
-            self.commands.write_all(b"\n")?;
-        }
-        if let Some(out) = self.decisions.as_mut() {
-            for decision in &self.effects.decisions {
-                out.write_all(decision.to_json().as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> anyhow::Result<()> {
+    fn finish(mut self) -> anyhow::Result<Summary> {
         self.commands.flush().context("cannot write commands")?;
         if let Some(out) = self.decisions.as_mut() {
             out.flush().context("cannot write decisions")?;
         }
-        Ok(())
+        Ok(self.summary)
     }
+}
+
+fn write_effects(
+    effects: &Effects,
+    commands: &mut impl Write,
+    decisions: &mut Option<Box<dyn Write>>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    for command in &effects.commands {
+        commands.write_all(command_line(command).as_bytes())?;
+        commands.write_all(b"\n")?;
+    }
+    for decision in &effects.decisions {
+        summary.add(decision);
+        if let Some(out) = decisions.as_mut() {
+            out.write_all(decision.to_json().as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
 }
 
 /// The command's JSON body with the channel topic appended as a last field `"topic"`.

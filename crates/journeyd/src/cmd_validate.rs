@@ -1,6 +1,8 @@
 //! `journeyd validate [--config FILE] [JOURNEYS_DIR]`: checks the configuration and every
 //! journey, prints one `FILE:LINE:COLUMN: message` line per problem on stdout, and exits 0 when
-//! everything is valid, 1 otherwise.
+//! everything is valid, 1 otherwise. For a valid set it also prints a `note:` line for every
+//! `contains` condition, saying how it matches (an item of a list, or text inside text; see
+//! docs/journeys.md, "Conditions"), since the journey alone cannot tell which the data holds.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,17 +65,80 @@ fn run(args: &Args) -> (Vec<String>, bool) {
             } else {
                 "journeys"
             };
-            (
-                vec![format!(
-                    "ok: {} {noun} valid ({})",
-                    journeys.len(),
-                    dir_label(&dir)
-                )],
-                true,
-            )
+            let mut lines = vec![format!(
+                "ok: {} {noun} valid ({})",
+                journeys.len(),
+                dir_label(&dir)
+            )];
+            for journey in &journeys {
+                lines.extend(contains_notes(journey));
+            }
+            (lines, true)
         }
         Err(diagnostics) => (render(&diagnostics), false),
     }
+}
+
+/// One note per `contains` comparison in a journey: which match applies depends on the value
+/// the path finds at run time, so both are spelled out.
+fn contains_notes(journey: &journey_spec::Journey) -> Vec<String> {
+    use journey_spec::{Action, Condition, Op};
+    fn walk(c: &Condition, found: &mut Vec<(String, serde_json::Value)>) {
+        match c {
+            Condition::Compare { path, comparisons } => {
+                for (op, value) in comparisons {
+                    if *op == Op::Contains {
+                        found.push((path.text.clone(), value.clone()));
+                    }
+                }
+            }
+            Condition::Did { .. } => {}
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().for_each(|c| walk(c, found)),
+            Condition::Not(c) => walk(c, found),
+        }
+    }
+    let mut found = Vec::new();
+    let conditions = journey
+        .trigger
+        .condition
+        .iter()
+        .chain(journey.entry.unless.iter())
+        .chain(
+            journey
+                .exit_when
+                .iter()
+                .filter_map(|x| x.condition.as_ref()),
+        )
+        .chain(journey.goal.iter().filter_map(|g| g.condition.as_ref()));
+    for c in conditions {
+        walk(c, &mut found);
+    }
+    for step in &journey.steps {
+        match &step.action {
+            Action::WaitFor(w) => w.condition.iter().for_each(|c| walk(c, &mut found)),
+            Action::Branch(cases) => cases
+                .iter()
+                .filter_map(|b| b.when.as_ref())
+                .for_each(|c| walk(c, &mut found)),
+            _ => {}
+        }
+    }
+    let mut seen = Vec::new();
+    found.retain(|f| {
+        let new = !seen.contains(f);
+        seen.push(f.clone());
+        new
+    });
+    found
+        .into_iter()
+        .map(|(path, value)| {
+            format!(
+                "note: {}: `{path}` contains {value} is true when {path} is a list \
+                 holding exactly that item, or text that contains it (a substring)",
+                journey.source.display()
+            )
+        })
+        .collect()
 }
 
 fn render(diagnostics: &[journey_spec::Diagnostic]) -> Vec<String> {

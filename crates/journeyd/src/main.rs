@@ -6,11 +6,16 @@ use std::process::ExitCode;
 
 mod cmd_demo;
 mod cmd_graph;
+mod cmd_report;
 mod cmd_run;
 mod cmd_schema;
 mod cmd_simulate;
+mod cmd_test;
 mod cmd_validate;
+mod flow;
 mod logging;
+mod summary;
+mod virtual_clock;
 
 /// journeyd: journey orchestration driven by Kafka events.
 #[derive(Parser, Debug)]
@@ -30,11 +35,15 @@ enum Command {
     Run(cmd_run::Args),
     /// Run the real runtime against an in-process Kafka with a generated event stream.
     Demo(cmd_demo::Args),
-    /// Print a JSON Schema: of journey files (default), the configuration, events, commands or
-    /// decisions.
+    /// Print a JSON Schema: of journey files (default), journey test files, the configuration,
+    /// events, commands or decisions.
     Schema(cmd_schema::Args),
-    /// Print a journey as a Mermaid flowchart.
+    /// Print a journey as a Mermaid flowchart, Graphviz DOT or an SVG drawing.
     Graph(cmd_graph::Args),
+    /// Write a self-contained HTML backtest report of the journeys over a file of events.
+    Report(cmd_report::Args),
+    /// Run journey tests (`*.test.yaml`) through the engine with a virtual clock.
+    Test(cmd_test::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd_demo::main(args),
         Command::Schema(args) => cmd_schema::main(args),
         Command::Graph(args) => cmd_graph::main(args),
+        Command::Test(args) => cmd_test::main(args),
+        Command::Report(args) => cmd_report::main(args),
     };
     match result {
         Ok(code) => code,
