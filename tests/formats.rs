@@ -73,6 +73,7 @@ fn simulate(scenario: &Path, format: &str, events: &str) -> (String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_journeyd"));
     command
         .arg("simulate")
+        .arg("--quiet")
         .arg("--config")
         .arg(repo_root().join("deploy/journeyd.yaml"))
         .arg("--format")
@@ -152,6 +153,7 @@ fn unsupported_segment_calls_are_reported_and_skipped() {
     std::fs::write(&events, text).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_journeyd"))
         .arg("simulate")
+        .arg("--quiet")
         .arg("--config")
         .arg(repo_root().join("deploy/journeyd.yaml"))
         .args(["--format", "segment", "--events"])
