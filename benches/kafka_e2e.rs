@@ -20,138 +20,151 @@
 //! Everything is bounded in time: each wait has a deadline, after which the phase reports what
 //! it saw and says that it timed out.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use clap::Parser;
 use journey_kafka::http::Health;
 use journey_kafka::metrics::Metrics;
 use journey_kafka::{run_service, CancellationToken, ServiceOptions};
 use journey_spec::Config;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use journeyd_testkit::eventgen::{Generated, Generator, Options, SplitMix};
+use journeyd_testkit::{
+    client_config, free_port, histogram, histogram_quantile, http_get, Histogram, Kafka,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-kafka-e2e-bench: end-to-end throughput, latency and timer lateness of journeyd against a real
-Kafka broker on 127.0.0.1.
-
-usage: kafka-e2e-bench [BOOTSTRAP] [options]
-
-  BOOTSTRAP              broker address (default $JOURNEYD_BENCH_BOOTSTRAP or 127.0.0.1:9092);
-                         only 127.0.0.1 is accepted
-  --events N             backlog size of the throughput phase (default 200000)
-  --customers N          distinct customers (default 100000)
-  --partitions N         input partitions (default 3)
-  --rate N               events/s of the latency and timer phases (default 2000)
-  --seconds N            duration of each steady phase (default 20)
-  --timer-wait N         seconds the bench journey waits before its send (default 5)
-  --timer-share F        share of the timer phase's events that start that journey (default 0.1)
-  --commit-interval-ms N kafka.commit_interval_ms of the service (default: the config default)
-  --client KEY=VALUE     librdkafka property for the service's clients (repeatable)
-  --phases LIST          comma-separated subset of throughput,latency,timers (default all)
-  --repo DIR             repository root holding journeys/ and deploy/ (default: found from
-                         the current directory)
-";
-
-/// Command-line options.
-#[derive(Debug, Clone)]
+/// End-to-end throughput, latency and timer lateness of journeyd against a real Kafka broker
+/// on 127.0.0.1.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "kafka-e2e-bench")]
 struct Args {
-    bootstrap: String,
+    /// Broker address; only 127.0.0.1:PORT is accepted. Default: $JOURNEYD_BENCH_BOOTSTRAP,
+    /// else the tests' broker (127.0.0.1:9092 when it answers, else a private one started with
+    /// deploy/kafka/start.sh and stopped when the bench exits).
+    #[arg(value_parser = parse_local)]
+    bootstrap: Option<String>,
+    /// Backlog size of the throughput phase.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
     events: usize,
-    customers: usize,
+    /// Distinct customers.
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    customers: u64,
+    /// Input partitions.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
+    /// Events/s of the latency and timer phases.
+    #[arg(long, default_value_t = 2000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     rate: u64,
+    /// Duration of each steady phase, in seconds.
+    #[arg(long, default_value_t = 20, value_name = "N")]
     seconds: u64,
+    /// Seconds the bench journey waits before its send.
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     timer_wait: u64,
+    /// Share of the timer phase's events that start that journey.
+    #[arg(long, default_value_t = 0.1, value_name = "F")]
     timer_share: f64,
+    /// kafka.commit_interval_ms of the service (default: the configuration's default).
+    #[arg(long, value_name = "N")]
     commit_interval_ms: Option<u64>,
+    /// librdkafka property for the service's clients (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_client)]
     client: Vec<(String, String)>,
-    phases: Vec<String>,
-    repo: PathBuf,
+    /// Phases to run, in this order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,latency,timers"
+    )]
+    phases: Vec<Phase>,
+    /// Repository root holding journeys/ and deploy/ (default: found from the current
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        bootstrap: std::env::var("JOURNEYD_BENCH_BOOTSTRAP")
-            .unwrap_or_else(|_| "127.0.0.1:9092".to_owned()),
-        events: 200_000,
-        customers: 100_000,
-        partitions: 3,
-        rate: 2000,
-        seconds: 20,
-        timer_wait: 5,
-        timer_share: 0.1,
-        commit_interval_ms: None,
-        client: Vec::new(),
-        phases: vec!["throughput".into(), "latency".into(), "timers".into()],
-        repo: PathBuf::new(),
-    };
-    let mut repo = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
-        }
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--events" => args.events = num(&arg, value(&arg)?)?,
-            "--customers" => args.customers = num(&arg, value(&arg)?)?,
-            "--partitions" => args.partitions = num(&arg, value(&arg)?)?,
-            "--rate" => args.rate = num(&arg, value(&arg)?)?,
-            "--seconds" => args.seconds = num(&arg, value(&arg)?)?,
-            "--timer-wait" => args.timer_wait = num(&arg, value(&arg)?)?,
-            "--timer-share" => args.timer_share = num(&arg, value(&arg)?)?,
-            "--commit-interval-ms" => args.commit_interval_ms = Some(num(&arg, value(&arg)?)?),
-            "--phases" => {
-                args.phases = value(&arg)?
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .collect()
-            }
-            "--client" => {
-                let v = value(&arg)?;
-                let (k, v) = v
-                    .split_once('=')
-                    .ok_or_else(|| format!("--client {v}: expected KEY=VALUE"))?;
-                if k == "bootstrap.servers" {
-                    return Err("--client bootstrap.servers: give BOOTSTRAP instead".into());
-                }
-                args.client.push((k.to_owned(), v.to_owned()));
-            }
-            "--repo" => repo = Some(PathBuf::from(value(&arg)?)),
-            a if a.starts_with('-') => return Err(format!("unknown option {a}\n\n{USAGE}")),
-            a => args.bootstrap = a.to_owned(),
+/// A phase of the benchmark (see the module documentation).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Throughput,
+    Latency,
+    Timers,
+}
+
+impl Args {
+    /// The broker address (resolved in `main`).
+    fn bootstrap(&self) -> &str {
+        self.bootstrap.as_deref().unwrap_or("127.0.0.1:9092")
+    }
+    /// The repository root (resolved in `main`).
+    fn repo(&self) -> &Path {
+        self.repo.as_deref().unwrap_or(Path::new("."))
+    }
+    fn phase(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
+}
+
+/// The events of this run: the seeded stream of `journey_eventgen` (without malformed
+/// records), into which the timer phase mixes `bench_timer_start` events.
+struct Events {
+    generator: Generator,
+    rng: SplitMix,
+}
+
+impl Events {
+    fn new(customers: u64, seed: u64, run_id: &str) -> Events {
+        let options = Options {
+            customer_prefix: format!("{run_id}-c"),
+            event_prefix: format!("{run_id}-e"),
+            malformed_every: 0,
+        };
+        Events {
+            generator: Generator::with_options(customers as usize, seed, options),
+            rng: SplitMix::new(seed ^ 0x7133),
         }
     }
-    for p in &args.phases {
-        if !["throughput", "latency", "timers"].contains(&p.as_str()) {
-            return Err(format!("unknown phase {p}"));
+
+    /// The next event at wall-clock time `now`; that share of them (for customers with a
+    /// profile) start the bench timer journey.
+    fn next(&mut self, now: DateTime<Utc>, timer_share: f64) -> Generated {
+        if timer_share > 0.0 && self.rng.probability(timer_share) {
+            self.generator
+                .next_of_type(now, "bench_timer_start", json!({}))
+        } else {
+            self.generator.next(now)
         }
     }
-    if args.customers == 0 || args.partitions <= 0 || args.rate == 0 || args.timer_wait == 0 {
-        return Err("--customers, --partitions, --rate and --timer-wait must be positive".into());
+}
+
+/// Whether a generated event starts the bench timer journey.
+fn is_timer(e: &Generated) -> bool {
+    e.event_type.as_deref() == Some("bench_timer_start")
+}
+
+fn parse_client(v: &str) -> Result<(String, String), String> {
+    let (k, v) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{v}: expected KEY=VALUE"))?;
+    if k == "bootstrap.servers" {
+        return Err("bootstrap.servers: give BOOTSTRAP instead".into());
     }
-    check_local(&args.bootstrap)?;
-    args.repo = match repo {
-        Some(r) => r,
-        None => find_repo()?,
-    };
-    Ok(args)
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn parse_local(bootstrap: &str) -> Result<String, String> {
+    check_local(bootstrap)?;
+    Ok(bootstrap.to_owned())
 }
 
 /// The benchmark only ever talks to a broker on this machine's loopback address.
@@ -190,25 +203,6 @@ fn find_repo() -> Result<PathBuf, String> {
     Err("cannot find the repository root (journeys/ and deploy/journeyd.yaml); use --repo".into())
 }
 
-/// A small deterministic generator (splitmix64): the same run produces the same events.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
-
 /// The bench journey of the timer phase: a transactional send (no caps, no quiet hours) after a
 /// short wait, so that the wait is the only thing between entry and send.
 fn timer_journey(wait_secs: u64) -> String {
@@ -225,213 +219,6 @@ fn timer_journey(wait_secs: u64) -> String {
     )
 }
 
-/// Event types with their weights in the mix (after a customer's first event, which is always
-/// the profile that makes them reachable).
-const MIX: &[(&str, u64)] = &[
-    ("product_viewed", 22),
-    ("page_viewed", 12),
-    ("cart_updated", 14),
-    ("order_completed", 10),
-    ("message_opened", 5),
-    ("message_clicked", 5),
-    ("shipment_delayed", 6),
-    ("shipment_delivered", 4),
-    ("support_ticket_opened", 2),
-    ("support_ticket_resolved", 3),
-    ("consent_updated", 4),
-    ("profile_updated", 4),
-    ("cart_emptied", 3),
-    ("customer_inactive_90d", 3),
-    ("order_returned", 1),
-];
-
-const TIMEZONES: &[&str] = &[
-    "Europe/London",
-    "Europe/Paris",
-    "America/New_York",
-    "America/Los_Angeles",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-];
-const CATEGORIES: &[&str] = &[
-    "tents",
-    "tent_accessories",
-    "sleeping_bags",
-    "stoves",
-    "water_filter_cartridges",
-    "clothing",
-];
-
-/// Generates a realistic stream of events over a fixed population of customers.
-struct Generator {
-    rng: Rng,
-    seen: Vec<bool>,
-    orders: Vec<u16>,
-    seq: u64,
-    tag: String,
-    mix_total: u64,
-}
-
-/// One generated event.
-struct Generated {
-    seq: u64,
-    key: String,
-    payload: String,
-    timer: bool,
-}
-
-impl Generator {
-    fn new(customers: usize, seed: u64, tag: &str) -> Self {
-        Generator {
-            rng: Rng(seed),
-            seen: vec![false; customers],
-            orders: vec![0; customers],
-            seq: 0,
-            tag: tag.to_owned(),
-            mix_total: MIX.iter().map(|(_, w)| w).sum(),
-        }
-    }
-
-    fn customer_id(&self, c: usize) -> String {
-        format!("{}-c{c}", self.tag)
-    }
-
-    /// The next event, at wall-clock time `now`; with `timer_share`, that share of the events
-    /// (for customers already known) start the bench timer journey.
-    fn next(&mut self, now: DateTime<Utc>, timer_share: f64) -> Generated {
-        self.seq += 1;
-        let seq = self.seq;
-        let n = self.seen.len();
-        let mut c = self.rng.below(n as u64) as usize;
-        let timer = timer_share > 0.0 && self.rng.chance(timer_share);
-        if timer {
-            // The journey sends by e-mail: pick a customer whose profile (with the address)
-            // has been produced.
-            for _ in 0..16 {
-                if self.seen[c] {
-                    break;
-                }
-                c = self.rng.below(n as u64) as usize;
-            }
-        }
-        let customer = self.customer_id(c);
-        let (kind, properties) = if !self.seen[c] {
-            self.seen[c] = true;
-            ("profile_updated", self.profile(c))
-        } else if timer {
-            ("bench_timer_start", json!({"seq": seq}))
-        } else {
-            let mut pick = self.rng.below(self.mix_total);
-            let mut kind = MIX[0].0;
-            for (k, w) in MIX {
-                if pick < *w {
-                    kind = k;
-                    break;
-                }
-                pick -= w;
-            }
-            let props = self.properties(kind, c, seq);
-            (kind, props)
-        };
-        let event = json!({
-            "event_id": format!("{}-e{seq}", self.tag),
-            "customer_id": customer,
-            "type": kind,
-            "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "properties": properties,
-        });
-        Generated {
-            seq,
-            key: customer,
-            payload: event.to_string(),
-            timer: kind == "bench_timer_start",
-        }
-    }
-
-    fn profile(&mut self, c: usize) -> Value {
-        let mut p = serde_json::Map::new();
-        p.insert("email".into(), json!(format!("c{c}@example.com")));
-        if self.rng.chance(0.6) {
-            p.insert("phone".into(), json!(format!("+44700{c:07}")));
-        }
-        if self.rng.chance(0.5) {
-            p.insert("push_token".into(), json!(format!("tok-{c}")));
-        }
-        if self.rng.chance(0.4) {
-            p.insert("ads_id".into(), json!(format!("ads-{c:x}")));
-        }
-        let tz = TIMEZONES[self.rng.below(TIMEZONES.len() as u64) as usize];
-        p.insert("timezone".into(), json!(tz));
-        if self.rng.chance(0.1) {
-            p.insert("tier".into(), json!("vip"));
-        }
-        Value::Object(p)
-    }
-
-    fn properties(&mut self, kind: &str, c: usize, seq: u64) -> Value {
-        let category = CATEGORIES[self.rng.below(CATEGORIES.len() as u64) as usize];
-        let sku = format!("SKU-{}", self.rng.below(5000));
-        match kind {
-            "product_viewed" | "page_viewed" => json!({"sku": sku, "category": category}),
-            "cart_updated" => json!({"cart_value": 5 + self.rng.below(300), "sku": sku}),
-            "order_completed" => {
-                self.orders[c] = self.orders[c].saturating_add(1);
-                let mut categories = vec![category];
-                if self.rng.chance(0.3) {
-                    categories.push(CATEGORIES[self.rng.below(CATEGORIES.len() as u64) as usize]);
-                }
-                json!({
-                    "order_id": format!("o-{seq}"),
-                    "customer_order_number": self.orders[c],
-                    "categories": categories,
-                    "primary_category": category,
-                    "primary_sku": sku,
-                    "pack_size": 1 + self.rng.below(4),
-                    "total": 10 + self.rng.below(500),
-                })
-            }
-            "message_opened" | "message_clicked" => {
-                let template = ["cart_reminder_1", "cross_sell_tent", "winback_we_miss_you"]
-                    [self.rng.below(3) as usize];
-                json!({"template": template})
-            }
-            "shipment_delayed" => json!({
-                "order_id": format!("o-{}", seq.saturating_sub(self.rng.below(1000))),
-                "carrier": "DPD",
-                "new_eta": "2026-12-01",
-                "reason": "weather",
-            }),
-            "shipment_delivered" | "order_returned" => {
-                json!({"order_id": format!("o-{}", seq.saturating_sub(self.rng.below(1000)))})
-            }
-            "support_ticket_opened" | "support_ticket_resolved" => json!({
-                "ticket_id": format!("t-{seq}"),
-                "severity": if self.rng.chance(0.3) { "high" } else { "low" },
-                "agent_name": "Sam",
-            }),
-            "consent_updated" => {
-                let channel = ["sms", "email", "push"][self.rng.below(3) as usize];
-                let status = if self.rng.chance(0.8) {
-                    "granted"
-                } else {
-                    "withdrawn"
-                };
-                json!({"channel": channel, "status": status})
-            }
-            "profile_updated" => {
-                let tz = TIMEZONES[self.rng.below(TIMEZONES.len() as u64) as usize];
-                json!({"timezone": tz})
-            }
-            "customer_inactive_90d" => json!({
-                "last_category": category,
-                "days_since_last_order": 90 + self.rng.below(200),
-                "lifetime_orders": self.rng.below(10),
-            }),
-            _ => json!({}),
-        }
-    }
-}
-
 /// Names of this run's topics and group.
 struct Names {
     events: String,
@@ -443,53 +230,10 @@ struct Names {
     channels: BTreeMap<String, String>,
 }
 
-fn client(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    for (k, v) in extra {
-        c.set(*k, *v);
-    }
-    c
-}
-
-/// Creates the input topic with the requested partition count (the service creates the rest
-/// with the same count).
-fn create_input_topic(
-    rt: &tokio::runtime::Runtime,
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> =
-        client(bootstrap, &[]).create().map_err(|e| e.to_string())?;
-    let results = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        ))
-        .map_err(|e| e.to_string())?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(format!("creating {t}: {code}")),
-        }
-    }
-    Ok(())
-}
-
-/// Deletes this run's topics (best effort: the broker is shared with other work).
-fn delete_topics(rt: &tokio::runtime::Runtime, bootstrap: &str, topics: &[String]) {
-    let Ok(admin) = client(bootstrap, &[]).create::<AdminClient<DefaultClientContext>>() else {
-        return;
-    };
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let _ = rt.block_on(admin.delete_topics(&names, &AdminOptions::new()));
-}
-
 type Plain = ThreadedProducer<DefaultProducerContext>;
 
 fn event_producer(bootstrap: &str) -> Result<Plain, String> {
-    client(
+    client_config(
         bootstrap,
         &[
             ("acks", "all"),
@@ -503,8 +247,10 @@ fn event_producer(bootstrap: &str) -> Result<Plain, String> {
 }
 
 /// Hands one event to the producer, waiting while its queue is full.
-fn send(producer: &Plain, topic: &str, key: &str, payload: &str) -> Result<(), KafkaError> {
-    let mut record = BaseRecord::<str, str>::to(topic).key(key).payload(payload);
+fn send(producer: &Plain, topic: &str, e: &Generated) -> Result<(), KafkaError> {
+    let mut record = BaseRecord::<str, [u8]>::to(topic)
+        .key(&e.key)
+        .payload(&e.payload);
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -543,7 +289,7 @@ impl Reader {
         partitions: i32,
         from: Offset,
     ) -> Result<Reader, String> {
-        let consumer: BaseConsumer = client(
+        let consumer: BaseConsumer = client_config(
             bootstrap,
             &[
                 ("group.id", group),
@@ -702,126 +448,28 @@ fn input_end(consumer: &BaseConsumer, topic: &str, partitions: i32) -> Result<i6
     Ok(total)
 }
 
-/// A plain HTTP GET on 127.0.0.1 (status, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
-}
-
-/// Cumulative buckets (upper bound, count) and the count of a histogram in a text exposition.
-fn histogram(body: &str, name: &str) -> (Vec<(f64, f64)>, f64, f64) {
-    let bucket_prefix = format!("{name}_bucket{{le=\"");
-    let mut buckets = Vec::new();
-    let mut count = 0.0;
-    let mut sum = 0.0;
-    for line in body.lines() {
-        if let Some(rest) = line.strip_prefix(&bucket_prefix) {
-            if let Some((le, value)) = rest.split_once("\"} ") {
-                let le = if le == "+Inf" {
-                    f64::INFINITY
-                } else {
-                    le.parse().unwrap_or(f64::NAN)
-                };
-                buckets.push((le, value.trim().parse().unwrap_or(0.0)));
-            }
-        } else if let Some(v) = line.strip_prefix(&format!("{name}_count ")) {
-            count = v.trim().parse().unwrap_or(0.0);
-        } else if let Some(v) = line.strip_prefix(&format!("{name}_sum ")) {
-            sum = v.trim().parse().unwrap_or(0.0);
-        }
+/// Prints what histogram `name` observed between `before` and now: count, mean, p50/p99
+/// (interpolated within buckets) and the upper bound of the bucket holding the largest
+/// observation.
+fn print_since(service: &Service, name: &str, before: &Histogram) {
+    let delta = histogram(&service.metrics(), name).since(before);
+    let n = delta.count;
+    if n <= 0.0 {
+        println!("  {name}: no observations in this phase");
+        return;
     }
-    (buckets, count, sum)
-}
-
-/// The quantile of a cumulative histogram, interpolated inside the bucket as Prometheus'
-/// `histogram_quantile` does.
-fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
-    let total = buckets.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let mut prev_le = 0.0;
-    let mut prev_count = 0.0;
-    for &(le, count) in buckets {
-        if count >= rank {
-            if le.is_infinite() {
-                return Some(prev_le);
-            }
-            let in_bucket = count - prev_count;
-            let frac = if in_bucket > 0.0 {
-                (rank - prev_count) / in_bucket
-            } else {
-                0.0
-            };
-            return Some(prev_le + (le - prev_le) * frac);
-        }
-        prev_le = le;
-        prev_count = count;
-    }
-    None
-}
-
-/// A histogram of the service's `/metrics` as read at one moment.
-struct Snapshot {
-    buckets: Vec<(f64, f64)>,
-    count: f64,
-    sum: f64,
-}
-
-impl Snapshot {
-    fn read(service: &Service, name: &str) -> Snapshot {
-        let (buckets, count, sum) = histogram(&service.metrics(), name);
-        Snapshot {
-            buckets,
-            count,
-            sum,
-        }
-    }
-
-    /// Prints what was observed between `before` and now: count, mean, p50/p99 (interpolated
-    /// within buckets) and the upper bound of the bucket holding the largest observation.
-    fn print_since(service: &Service, name: &str, before: &Snapshot) {
-        let after = Snapshot::read(service, name);
-        let delta: Vec<(f64, f64)> = after
+    println!(
+        "  {name} (this phase, from /metrics): n={} mean={:.1} ms p50~{:.1} ms p99~{:.1} ms max<={} ms",
+        n,
+        delta.sum / n * 1000.0,
+        delta.quantile(0.5).unwrap_or(f64::NAN) * 1000.0,
+        delta.quantile(0.99).unwrap_or(f64::NAN) * 1000.0,
+        delta
             .buckets
             .iter()
-            .map(|(le, c)| {
-                let prev = before
-                    .buckets
-                    .iter()
-                    .find(|(l, _)| l == le)
-                    .map_or(0.0, |(_, p)| *p);
-                (*le, c - prev)
-            })
-            .collect();
-        let n = after.count - before.count;
-        if n <= 0.0 {
-            println!("  {name}: no observations in this phase");
-            return;
-        }
-        println!(
-            "  {name} (this phase, from /metrics): n={} mean={:.1} ms p50~{:.1} ms p99~{:.1} ms max<={} ms",
-            n,
-            (after.sum - before.sum) / n * 1000.0,
-            histogram_quantile(0.5, &delta).unwrap_or(f64::NAN) * 1000.0,
-            histogram_quantile(0.99, &delta).unwrap_or(f64::NAN) * 1000.0,
-            delta
-                .iter()
-                .find(|(_, c)| *c >= n)
-                .map_or("inf".to_owned(), |(le, _)| format!("{:.0}", le * 1000.0)),
-        );
-    }
+            .find(|(_, c)| *c >= n)
+            .map_or("inf".to_owned(), |(le, _)| format!("{:.0}", le * 1000.0)),
+    );
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -846,11 +494,6 @@ fn summary(label: &str, mut values: Vec<f64>) {
         percentile(&values, 0.99) * 1000.0,
         values.last().copied().unwrap_or(f64::NAN) * 1000.0,
     );
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// The service under test, running in this process.
@@ -918,13 +561,11 @@ impl Service {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let mut args = Args::parse();
+    if let Err(e) = resolve(&mut args) {
+        eprintln!("kafka-e2e-bench: {e}");
+        std::process::exit(2);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("JOURNEYD_BENCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -935,6 +576,22 @@ fn main() {
         eprintln!("kafka-e2e-bench: {e}");
         std::process::exit(1);
     }
+}
+
+/// Fills in the broker and the repository root when not given.
+fn resolve(args: &mut Args) -> Result<(), String> {
+    if args.bootstrap.is_none() {
+        let bootstrap = match std::env::var("JOURNEYD_BENCH_BOOTSTRAP") {
+            Ok(b) => b.trim().to_owned(),
+            Err(_) => journeyd_testkit::broker().bootstrap.clone(),
+        };
+        check_local(&bootstrap)?;
+        args.bootstrap = Some(bootstrap);
+    }
+    if args.repo.is_none() {
+        args.repo = Some(find_repo()?);
+    }
+    Ok(())
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -948,7 +605,7 @@ fn run(args: &Args) -> Result<(), String> {
         Utc::now().format("%Y%m%d%H%M%S"),
         std::process::id()
     );
-    let mut config = journey_spec::load_config(&args.repo.join("deploy/journeyd.yaml"))
+    let mut config = journey_spec::load_config(&args.repo().join("deploy/journeyd.yaml"))
         .map_err(|d| format!("deploy/journeyd.yaml: {d:?}"))?;
     let names = Names {
         events: format!("{run_id}.events"),
@@ -965,15 +622,15 @@ fn run(args: &Args) -> Result<(), String> {
     // The example journeys plus the bench's timer journey (triggered only in the timer phase).
     let journeys_dir = std::env::temp_dir().join(&run_id);
     std::fs::create_dir_all(&journeys_dir).map_err(|e| e.to_string())?;
-    copy_journeys(&args.repo.join("journeys"), &journeys_dir)?;
+    copy_journeys(&args.repo().join("journeys"), &journeys_dir)?;
     std::fs::write(
         journeys_dir.join("bench_timer.yaml"),
         timer_journey(args.timer_wait),
     )
     .map_err(|e| e.to_string())?;
-    let metrics_port = free_port()?;
+    let metrics_port = free_port();
     config.journeys_dir = journeys_dir.clone();
-    config.kafka.bootstrap_servers = args.bootstrap.clone();
+    config.kafka.bootstrap_servers = args.bootstrap().to_owned();
     config.kafka.group_id = names.group.clone();
     config.kafka.transactional_id = Some(format!("{run_id}-0"));
     config.kafka.input_topics = vec![names.events.clone()];
@@ -993,26 +650,26 @@ fn run(args: &Args) -> Result<(), String> {
     let commit_interval_ms = config.kafka.commit_interval_ms;
 
     print_header(args, &run_id, commit_interval_ms);
-    create_input_topic(&rt, &args.bootstrap, &names.events, args.partitions)?;
-    let producer = event_producer(&args.bootstrap)?;
-    let mut generator = Generator::new(args.customers, 0x5EED, &run_id);
+    let kafka = Kafka::connect(args.bootstrap());
+    kafka.create_topics(&[(names.events.clone(), args.partitions, false)]);
+    let producer = event_producer(args.bootstrap())?;
+    let mut generator = Events::new(args.customers, 0x5EED, &run_id);
 
-    let do_phase = |p: &str| args.phases.iter().any(|x| x == p);
     let result = (|| -> Result<(), String> {
-        if do_phase("throughput") {
+        if args.phase(Phase::Throughput) {
             produce_backlog(args, &names, &producer, &mut generator)?;
         }
         let mut service = Service::start(&rt, config, metrics_port);
         let outcome = (|| -> Result<(), String> {
-            if do_phase("throughput") {
+            if args.phase(Phase::Throughput) {
                 throughput(args, &names, &service)?;
             } else {
                 service.wait_ready(Duration::from_secs(120))?;
             }
-            if do_phase("latency") {
+            if args.phase(Phase::Latency) {
                 latency(args, &names, &service, &producer, &mut generator)?;
             }
-            if do_phase("timers") {
+            if args.phase(Phase::Timers) {
                 timers(args, &names, &service, &producer, &mut generator)?;
             }
             Ok(())
@@ -1028,7 +685,7 @@ fn run(args: &Args) -> Result<(), String> {
         names.state.clone(),
     ];
     topics.extend(names.channels.values().cloned());
-    delete_topics(&rt, &args.bootstrap, &topics);
+    kafka.delete_topics(&topics);
     let _ = std::fs::remove_dir_all(&journeys_dir);
     result
 }
@@ -1060,7 +717,7 @@ fn print_header(args: &Args, run_id: &str, commit_interval_ms: u64) {
     println!("kafka-e2e-bench run {run_id}");
     println!(
         "  broker {} | {} input partitions | commit_interval_ms {} | {} CPUs ({cpu}) | loadavg {}",
-        args.bootstrap,
+        args.bootstrap(),
         args.partitions,
         commit_interval_ms,
         cpus,
@@ -1075,7 +732,7 @@ fn produce_backlog(
     args: &Args,
     names: &Names,
     producer: &Plain,
-    generator: &mut Generator,
+    generator: &mut Events,
 ) -> Result<(), String> {
     println!(
         "throughput: producing a backlog of {} events over {} customers",
@@ -1085,7 +742,7 @@ fn produce_backlog(
     let now = Utc::now();
     for _ in 0..args.events {
         let e = generator.next(now, 0.0);
-        send(producer, &names.events, &e.key, &e.payload).map_err(|e| e.to_string())?;
+        send(producer, &names.events, &e).map_err(|e| e.to_string())?;
     }
     producer
         .flush(Duration::from_secs(120))
@@ -1108,7 +765,7 @@ fn output_topics(names: &Names) -> Vec<String> {
 }
 
 fn group_reader(bootstrap: &str, group: &str) -> Result<BaseConsumer, String> {
-    client(
+    client_config(
         bootstrap,
         &[("group.id", group), ("enable.auto.commit", "false")],
     )
@@ -1124,14 +781,14 @@ fn throughput(args: &Args, names: &Names, service: &Service) -> Result<(), Strin
     let channels = names.channels.len();
     let keep = vec![false; topics.len()];
     let mut reader = Reader::start(
-        &args.bootstrap,
+        args.bootstrap(),
         &format!("{}.reader-a", names.group),
         &topics,
         keep,
         args.partitions,
         Offset::Beginning,
     )?;
-    let offsets = group_reader(&args.bootstrap, &names.group)?;
+    let offsets = group_reader(args.bootstrap(), &names.group)?;
     let end = input_end(&offsets, &names.events, args.partitions).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut committed_at = None;
@@ -1199,7 +856,12 @@ fn throughput(args: &Args, names: &Names, service: &Service) -> Result<(), Strin
         reader.count(channels + 2),
     );
     let body = service.metrics();
-    let (buckets, count, sum) = histogram(&body, "journeyd_transaction_commit_seconds");
+    let Histogram {
+        buckets,
+        count,
+        sum,
+        ..
+    } = histogram(&body, "journeyd_transaction_commit_seconds");
     if count > 0.0 {
         println!(
             "  transactions: {} commits, mean commit {:.1} ms, p99 ~{:.1} ms",
@@ -1217,7 +879,7 @@ fn steady_load(
     args: &Args,
     names: &Names,
     producer: &Plain,
-    generator: &mut Generator,
+    generator: &mut Events,
     timer_share: f64,
 ) -> Result<HashMap<u64, (Instant, i64)>, String> {
     let total = args.rate * args.seconds;
@@ -1235,8 +897,8 @@ fn steady_load(
             let now = Utc::now();
             let e = generator.next(now, timer_share);
             let at = Instant::now();
-            send(producer, &names.events, &e.key, &e.payload).map_err(|e| e.to_string())?;
-            if timer_share == 0.0 || e.timer {
+            send(producer, &names.events, &e).map_err(|e| e.to_string())?;
+            if timer_share == 0.0 || is_timer(&e) {
                 sent.insert(e.seq, (at, now.timestamp_millis()));
             }
             n += 1;
@@ -1255,7 +917,7 @@ fn command_reader(args: &Args, names: &Names, suffix: &str) -> Result<Reader, St
     let topics: Vec<String> = names.channels.values().cloned().collect();
     let keep = vec![true; topics.len()];
     Reader::start(
-        &args.bootstrap,
+        args.bootstrap(),
         &format!("{}.reader-{suffix}", names.group),
         &topics,
         keep,
@@ -1275,7 +937,7 @@ fn latency(
     names: &Names,
     service: &Service,
     producer: &Plain,
-    generator: &mut Generator,
+    generator: &mut Events,
 ) -> Result<(), String> {
     println!(
         "latency: {} events/s for {} s (same mix, customers already known from the backlog)",
@@ -1285,8 +947,8 @@ fn latency(
     let e2c = "journeyd_event_to_command_seconds";
     let commit = "journeyd_transaction_commit_seconds";
     let (e2c_before, commit_before) = (
-        Snapshot::read(service, e2c),
-        Snapshot::read(service, commit),
+        histogram(&service.metrics(), e2c),
+        histogram(&service.metrics(), commit),
     );
     let sent = steady_load(args, names, producer, generator, 0.0)?;
     settle(service, Duration::from_secs(5));
@@ -1313,8 +975,8 @@ fn latency(
         "event produced -> command visible (read_committed)",
         latencies,
     );
-    Snapshot::print_since(service, e2c, &e2c_before);
-    Snapshot::print_since(service, commit, &commit_before);
+    print_since(service, e2c, &e2c_before);
+    print_since(service, commit, &commit_before);
     Ok(())
 }
 
@@ -1331,7 +993,7 @@ fn timers(
     names: &Names,
     service: &Service,
     producer: &Plain,
-    generator: &mut Generator,
+    generator: &mut Events,
 ) -> Result<(), String> {
     println!(
         "timers: {} events/s for {} s, {:.0}% of them start a journey waiting {} s",
@@ -1341,7 +1003,7 @@ fn timers(
         args.timer_wait
     );
     let metric = "journeyd_timer_lateness_seconds";
-    let lateness_before = Snapshot::read(service, metric);
+    let lateness_before = histogram(&service.metrics(), metric);
     let reader = command_reader(args, names, "c")?;
     let sent = steady_load(args, names, producer, generator, args.timer_share)?;
     // The last timers are due `timer_wait` after the last event; give them that plus margin.
@@ -1390,6 +1052,6 @@ fn timers(
         visible,
     );
     summary("issued_at - (event timestamp + wait)", issued);
-    Snapshot::print_since(service, metric, &lateness_before);
+    print_since(service, metric, &lateness_before);
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! End-to-end tests of `journeyd run` against a real Apache Kafka broker (see tests/support for
-//! how the broker is found or started). Each test drives the binary from the outside: it creates
+//! End-to-end tests of `journeyd run` against a real Apache Kafka broker (see the `journeyd-testkit`
+//! crate for how the broker is found or started). Each test drives the binary from the outside: it creates
 //! its own topics, writes a configuration, produces events, starts, kills and restarts
 //! processes, and reads the action, decision and dead-letter topics back with a read_committed
 //! consumer. Expected commands come from `journeyd simulate` over the same events, so the
@@ -8,14 +8,12 @@
 //! The journeys (tests/fixtures/kafka/journeys) wait for seconds, not hours, so their timers
 //! fire during the test. Every wait has a bound; a test never hangs.
 
-mod support;
-
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use journeyd_testkit::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
-use support::*;
 
 /// A customer story generator: a deterministic mix of profiles, consents, sign-ups, carts,
 /// purchases, shipping delays and flash sales for `customers` customers.
@@ -454,7 +452,7 @@ fn trickle(s: &Scenario, events: &[Value], over: Duration) {
 #[test]
 fn kill_nine_and_restart_is_exactly_once() {
     const CRASHES: usize = 4;
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("kill_nine_and_restart_is_exactly_once: seed {seed} (JOURNEYD_TEST_SEED)");
     let mut rng = Rng::new(seed);
     let s = Scenario::new(
