@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -204,35 +204,51 @@ impl Kafka {
         records: &[Outgoing],
         headers: &[(&str, &str)],
     ) -> Vec<Delivered> {
-        runtime().block_on(async {
-            let mut futures = Vec::with_capacity(records.len());
-            for r in records {
-                let mut h = OwnedHeaders::new();
-                for (k, v) in headers {
-                    h = h.insert(Header {
-                        key: k,
-                        value: Some(*v),
-                    });
-                }
-                let mut record = FutureRecord::to(topic)
-                    .key(r.key.as_bytes())
-                    .payload(&r.payload)
-                    .headers(h);
-                if let Some(p) = r.partition {
-                    record = record.partition(p);
-                }
-                // Sent one after the other (each send enqueues before the next is built), so
-                // records of one key keep their order.
-                futures.push(self.producer.send(record, Duration::from_secs(30)));
+        let mut futures = Vec::with_capacity(records.len());
+        for r in records {
+            let mut h = OwnedHeaders::new();
+            for (k, v) in headers {
+                h = h.insert(Header {
+                    key: k,
+                    value: Some(*v),
+                });
             }
+            let mut record = FutureRecord::to(topic)
+                .key(r.key.as_bytes())
+                .payload(&r.payload)
+                .headers(h);
+            if let Some(p) = r.partition {
+                record = record.partition(p);
+            }
+            // Enqueued one after the other (waiting while the queue is full), so records of one
+            // key keep their order; the deliveries are awaited together afterwards.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        futures.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if Instant::now() < deadline =>
+                    {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => panic!("cannot produce to {topic}: {e}"),
+                }
+            }
+        }
+        runtime().block_on(async {
             let mut delivered = Vec::with_capacity(futures.len());
             for f in futures {
                 match f.await {
-                    Ok(d) => delivered.push(Delivered {
+                    Ok(Ok(d)) => delivered.push(Delivered {
                         partition: d.partition,
                         offset: d.offset,
                     }),
-                    Err((e, _)) => panic!("cannot produce to {topic}: {e}"),
+                    Ok(Err((e, _))) => panic!("cannot produce to {topic}: {e}"),
+                    Err(_) => panic!("the test producer was dropped while producing to {topic}"),
                 }
             }
             delivered

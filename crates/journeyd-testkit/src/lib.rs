@@ -10,6 +10,7 @@
 //! - [`http`]: GET on 127.0.0.1;
 //! - [`scenario`]: one test's world (unique topic names, configuration, journeys, logs,
 //!   `journeyd simulate` over the same events);
+//! - [`stories`]: customer stories for the fixture journeys, trickled in and read back;
 //! - [`compare`]: commands read from Kafka against the simulated ones;
 //! - [`eventgen`]: the seeded event stream `journeyd demo` shows, and [`seed_from_env`].
 //!
@@ -23,6 +24,7 @@ pub mod kafka;
 pub mod process;
 pub mod prom;
 pub mod scenario;
+pub mod stories;
 
 pub use broker::{broker, free_port, free_port_pair, Broker, PrivateBroker};
 pub use compare::{
@@ -36,6 +38,7 @@ pub use kafka::{client_config, Delivered, Kafka, Outgoing, Record};
 pub use process::{tail, Journeyd};
 pub use prom::{histogram, histogram_quantile, metric_sum, Histogram};
 pub use scenario::{event, ConfigExtra, Scenario, CHANNELS};
+pub use stories::{far_enough, flatten, interleave, read_commands, story, trickle};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
