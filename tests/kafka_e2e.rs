@@ -352,8 +352,10 @@ fn rebalance_between_two_instances_is_exactly_once() {
     b.wait_ready(Duration::from_secs(30));
     let text = b.metrics().expect("GET /metrics of instance b");
     assert!(
-        metric_sum(&text, "journeyd_restore_records_total", &[]) >= 1.0,
-        "instance b restored the partitions it took over from the changelog"
+        metric_sum(&text, "journeyd_restore_records_total", &[])
+            + metric_sum(&text, "journeyd_restore_checkpoint_customers_total", &[])
+            >= 1.0,
+        "instance b restored the partitions it took over (local checkpoint and changelog)"
     );
 }
 
@@ -456,7 +458,8 @@ fn hot_reload_accepts_valid_and_rejects_invalid_journeys() {
 }
 
 /// (f) + (g): a customer waiting on a timer when the engine stops gets the send once after the
-/// restart, restored from the changelog; /readyz is 200 once the restore is done.
+/// restart, restored from its local checkpoint and the changelog; /readyz is 200 once the
+/// restore is done.
 #[test]
 fn pending_timer_survives_a_restart() {
     let s = Scenario::new("e2e_restore", &["trial_nudge"], 2);
@@ -508,8 +511,10 @@ fn pending_timer_survives_a_restart() {
     second.wait_ready(READY);
     let text = second.metrics().expect("GET /metrics");
     assert!(
-        metric_sum(&text, "journeyd_restore_records_total", &[]) >= 1.0,
-        "the customer's state was restored from the changelog"
+        metric_sum(&text, "journeyd_restore_records_total", &[])
+            + metric_sum(&text, "journeyd_restore_checkpoint_customers_total", &[])
+            >= 1.0,
+        "the customer's state was restored (local checkpoint and changelog)"
     );
 
     let commands = read_commands(&s, 1, Duration::from_secs(60));

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod cmd_demo;
 mod cmd_graph;
+mod cmd_leave_group;
 mod cmd_run;
 mod cmd_schema;
 mod cmd_simulate;
@@ -34,6 +35,8 @@ enum Command {
     Schema,
     /// Print a journey as a Mermaid flowchart.
     Graph(cmd_graph::Args),
+    /// Hand a removed instance's partitions to the others at once (scale-in).
+    LeaveGroup(cmd_leave_group::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd_demo::main(args),
         Command::Schema => cmd_schema::main(),
         Command::Graph(args) => cmd_graph::main(args),
+        Command::LeaveGroup(args) => cmd_leave_group::main(args),
     };
     match result {
         Ok(code) => code,
