@@ -125,9 +125,10 @@ fn kill_nine_at_random_moments_restores_a_large_state() {
             let (next, secs) = start_ready(&s, &config, &format!("run-{round}"), port);
             jd = next;
             let records = metric(&jd, "journeyd_restore_records_total");
+            let from_checkpoint = metric(&jd, "journeyd_restore_checkpoint_customers_total");
             let restore_secs = metric(&jd, "journeyd_restore_seconds_sum");
             eprintln!(
-                "faults_kill: crash {round}: ready {secs:.2} s after the restart; {records} changelog records restored in {restore_secs:.2} s"
+                "faults_kill: crash {round}: ready {secs:.2} s after the restart; {from_checkpoint} customers from checkpoints and {records} changelog records restored ({restore_secs:.2} s summed over partitions)"
             );
             ready_after.push(secs);
             restored.push(records);
@@ -141,7 +142,7 @@ fn kill_nine_at_random_moments_restores_a_large_state() {
         &format!("after {CRASHES} crashes with {customers} customers (seed {seed})"),
     );
     println!(
-        "faults_kill: {customers} customers, {}; changelog records restored per restart {restored:?}",
+        "faults_kill: {customers} customers, {}; changelog records replayed per restart {restored:?}",
         summary("SIGKILL -> ready", &ready_after)
     );
 }
@@ -207,6 +208,10 @@ fn broker_away_for_30s_is_reported_and_survived() {
         eprintln!("faults_outage: ready {back_after:.2} s after the broker served again");
         producer.join().expect("the producer thread");
     });
+    // Nothing lost or duplicated is checked first: it is the graver failure.
+    let got = read_commands(&s, want.len(), HANG);
+    assert_same_commands(&got, &want, "a 30 s broker outage mid-stream");
+    assert!(jd.is_running(), "journeyd stopped after the outage");
     let (noticed, status, reason) =
         not_ready.expect("/readyz answered 200 during the whole 30 s the broker was away");
     assert_eq!(status, 503, "/readyz while the broker is away: {reason}");
@@ -214,9 +219,6 @@ fn broker_away_for_30s_is_reported_and_survived() {
         reason.contains("broker"),
         "/readyz names the broker as the reason while it is away: {reason:?}"
     );
-    let got = read_commands(&s, want.len(), HANG);
-    assert_same_commands(&got, &want, "a 30 s broker outage mid-stream");
-    assert!(jd.is_running(), "journeyd stopped after the outage");
     println!(
         "faults_outage: not ready {noticed:.2} s after the broker was killed ({reason:?}); ready {back_after:.2} s after it served again"
     );
@@ -279,11 +281,50 @@ fn rolling_restart_of_three_instances() {
     );
 }
 
-/// One instance, then three (two join mid-stream), then one again (the two leave on SIGTERM):
-/// the remaining instance takes every partition back and no command is lost or duplicated.
+/// Waits until the instance holds `partitions` partitions, none restoring, and answers ready;
+/// returns the seconds that took.
+fn wait_holding(jd: &mut Journeyd, partitions: usize) -> f64 {
+    let t = Instant::now();
+    let held = jd.wait_metrics(HANG, |text| {
+        metric_sum(text, "journeyd_partitions_assigned", &[]) == partitions as f64
+            && metric_sum(text, "journeyd_partitions_restoring", &[]) == 0.0
+    });
+    assert!(
+        held.is_some(),
+        "instance does not hold {partitions} restored partitions after {HANG:?} (assigned {}):\n{}",
+        metric(jd, "journeyd_partitions_assigned"),
+        tail(&jd.log, 40)
+    );
+    jd.wait_ready(HANG);
+    t.elapsed().as_secs_f64()
+}
+
+/// `journeyd leave-group`: hands a removed instance's partitions over at once.
+fn leave_group(s: &Scenario, config: &std::path::Path, instance: &str) {
+    let instance_id = format!("{}-{instance}", s.prefix);
+    let output = std::process::Command::new(journeyd_bin())
+        .arg("leave-group")
+        .arg("--config")
+        .arg(config)
+        .args(["--instance-id", &instance_id, "--timeout", "60"])
+        .output()
+        .expect("run journeyd leave-group");
+    assert!(
+        output.status.success(),
+        "journeyd leave-group --instance-id {instance_id} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// One instance, then three (two join mid-stream), then one again (the two stop on SIGTERM and
+/// are removed from the group with `journeyd leave-group`, as a scale-in does): the remaining
+/// instance takes every partition back at once and no command is lost or duplicated.
 #[test]
 fn scale_one_to_three_to_one() {
-    let s = Scenario::new("faults_scale", &JOURNEYS, 6);
+    const PARTITIONS: usize = 6;
+    let s = Scenario::new("faults_scale", &JOURNEYS, PARTITIONS as i32);
     let names = ["a", "b", "c"];
     let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
     let configs: Vec<_> = names
@@ -295,9 +336,10 @@ fn scale_one_to_three_to_one() {
     let stream = interleave(&story("sc", 90, 37, false, now), now);
     let want = simulated(&s, &configs[0], &stream);
     let (mut a, _) = start_ready(&s, &configs[0], "run-a", ports[0]);
+    wait_holding(&mut a, PARTITIONS);
 
     let mut scale_out = 0.0;
-    let mut scale_in = Instant::now();
+    let mut scale_in = 0.0;
     std::thread::scope(|scope| {
         let producer = scope.spawn(|| trickle(&s, &stream, Duration::from_secs(40)));
         std::thread::sleep(Duration::from_secs(5));
@@ -305,30 +347,51 @@ fn scale_one_to_three_to_one() {
         let mut joined: Vec<Journeyd> = (1..3)
             .map(|i| s.spawn_run(&configs[i], &format!("run-{}", names[i]), ports[i]))
             .collect();
-        for jd in &mut joined {
+        // Every instance holds restored partitions, and all of them together every partition.
+        let deadline = Instant::now() + HANG;
+        loop {
+            let held: Vec<f64> = std::iter::once(&a)
+                .chain(&joined)
+                .map(|jd| metric(jd, "journeyd_partitions_assigned"))
+                .collect();
+            let restoring: f64 = std::iter::once(&a)
+                .chain(&joined)
+                .map(|jd| metric(jd, "journeyd_partitions_restoring"))
+                .sum();
+            if held.iter().all(|n| *n >= 1.0)
+                && held.iter().sum::<f64>() == PARTITIONS as f64
+                && restoring == 0.0
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the partitions are not spread over three instances after {HANG:?}: {held:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for jd in joined.iter_mut().chain(std::iter::once(&mut a)) {
             jd.wait_ready(HANG);
         }
-        a.wait_ready(HANG);
         scale_out = t.elapsed().as_secs_f64();
-        eprintln!("faults_scale: 1 -> 3 ready after {scale_out:.2} s");
+        eprintln!("faults_scale: 1 -> 3: partitions spread and restored after {scale_out:.2} s");
         std::thread::sleep(Duration::from_secs(8));
-        scale_in = Instant::now();
-        for (jd, name) in joined.iter_mut().zip(&names[1..]).rev() {
+        let t = Instant::now();
+        for (i, jd) in joined.iter_mut().enumerate().rev() {
+            let name = names[i + 1];
             let (status, clean) = jd.terminate(Duration::from_secs(60));
             assert!(clean, "instance {name} did not stop on SIGTERM ({status})");
+            leave_group(&s, &configs[i + 1], name);
         }
-        eprintln!(
-            "faults_scale: 3 -> 1, b and c stopped in {:.2} s",
-            scale_in.elapsed().as_secs_f64()
-        );
+        wait_holding(&mut a, PARTITIONS);
+        scale_in = t.elapsed().as_secs_f64();
+        eprintln!("faults_scale: 3 -> 1: a holds every partition, restored, {scale_in:.2} s after the first SIGTERM");
         producer.join().expect("the producer thread");
     });
     let got = read_commands(&s, want.len(), HANG);
-    let all_visible = scale_in.elapsed().as_secs_f64();
     assert_same_commands(&got, &want, "scale 1 -> 3 -> 1");
     assert!(a.is_running(), "instance a stopped");
-    a.wait_ready(HANG);
     println!(
-        "faults_scale: 1 -> 3 ready after {scale_out:.2} s; 3 -> 1: every command visible {all_visible:.2} s after the scale-in began (includes the end of the stream)"
+        "faults_scale: 1 -> 3: partitions spread and restored after {scale_out:.2} s; 3 -> 1 (SIGTERM + leave-group): the last instance holds every partition after {scale_in:.2} s"
     );
 }
