@@ -1,5 +1,5 @@
 //! What journeyd's black-box tests (`tests/`) and the end-to-end benchmark
-//! (`benches/kafka_e2e.rs`) share, so that each exists once:
+//! (`benches/kafka_e2e/`) share, so that each exists once:
 //!
 //! - [`broker`]: a reachable Apache Kafka broker, found or started with `deploy/kafka/start.sh`
 //!   (stopped by a watchdog when the test process exits), and a private broker a test can stop,
@@ -12,6 +12,7 @@
 //!   `journeyd simulate` over the same events);
 //! - [`stories`]: customer stories for the fixture journeys, trickled in and read back;
 //! - [`compare`]: commands read from Kafka against the simulated ones;
+//! - [`tail`]: a timestamped `read_committed` reader on its own thread, committed offsets;
 //! - [`eventgen`]: the seeded event stream `journeyd demo` shows, and [`seed_from_env`].
 //!
 //! Real-broker tests never skip: without a broker they fail with the reason. Everything binds
@@ -25,6 +26,7 @@ pub mod process;
 pub mod prom;
 pub mod scenario;
 pub mod stories;
+pub mod tail;
 
 pub use broker::{broker, free_port, free_port_pair, Broker, PrivateBroker};
 pub use compare::{
@@ -39,6 +41,7 @@ pub use process::{tail, Journeyd};
 pub use prom::{histogram, histogram_quantile, metric_sum, Histogram};
 pub use scenario::{event, ConfigExtra, Scenario, CHANNELS};
 pub use stories::{far_enough, flatten, interleave, read_commands, story, trickle};
+pub use tail::{committed_total, input_end, Seen, TailReader};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
