@@ -115,6 +115,11 @@ impl Scenario {
     pub fn journeys_dir(&self) -> PathBuf {
         self.dir.join("journeys")
     }
+    /// The `state_dir` of one instance (`state-<instance>` beside its configuration: each
+    /// instance has its own, as each pod has its own volume).
+    pub fn state_dir(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("state-{instance}"))
+    }
 
     /// Writes `config-<instance>.yaml` from the fixture template for one `journeyd run`
     /// instance (its own transactional id and metrics port). Returns its path.
