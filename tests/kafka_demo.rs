@@ -2,12 +2,10 @@
 //! process), prints sends and decisions as they happen, serves /metrics, stops after
 //! `--duration` and closes with a summary that agrees with the lines it printed.
 
-mod support;
-
+use journeyd_testkit::{free_port, http_get, journeyd_bin, metric_sum};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{free_port, http_get, journeyd_bin, metric_sum};
 
 #[test]
 fn demo_runs_alone_prints_what_happens_and_stops_by_itself() {

@@ -1,5 +1,5 @@
-//! End-to-end tests of `journeyd run` against a real Apache Kafka broker (see tests/support for
-//! how the broker is found or started). Each test drives the binary from the outside: it creates
+//! End-to-end tests of `journeyd run` against a real Apache Kafka broker (see the `journeyd-testkit`
+//! crate for how the broker is found or started). Each test drives the binary from the outside: it creates
 //! its own topics, writes a configuration, produces events, starts, kills and restarts
 //! processes, and reads the action, decision and dead-letter topics back with a read_committed
 //! consumer. Expected commands come from `journeyd simulate` over the same events, so the
@@ -8,157 +8,12 @@
 //! The journeys (tests/fixtures/kafka/journeys) wait for seconds, not hours, so their timers
 //! fire during the test. Every wait has a bound; a test never hangs.
 
-mod support;
-
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::Utc;
+use journeyd_testkit::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
-use support::*;
-
-/// A customer story generator: a deterministic mix of profiles, consents, sign-ups, carts,
-/// purchases, shipping delays and flash sales for `customers` customers.
-///
-/// Under the wall clock a timer fires when its time has come *as the engine sees it*, so where a
-/// timer falls among a customer's later events can differ from `simulate`'s virtual clock when
-/// processing is delayed (a crash, a rebalance, a loaded machine). The stories are written so
-/// that this never changes the outcome, and the test does not depend on luck:
-/// - a customer either has a cart or flash sales, never both, because the cart's second
-///   reminder may use SMS and the SMS cap (one a day) would then depend on which came first;
-/// - with `exits`, some carts are followed at once (5 ms later) by a purchase, which takes the
-///   customer out of the cart journey (its goal) well before the first reminder (3 s later).
-///   Tests that kill or move partitions leave exits out: after a crash the restored timer and
-///   the not-yet-committed purchase may meet in another order, which is the wall clock's right.
-fn story(
-    tag: &str,
-    customers: usize,
-    seed: u64,
-    exits: bool,
-    base: DateTime<Utc>,
-) -> Vec<Vec<Value>> {
-    let mut rng = Rng::new(seed);
-    let mut per_customer = Vec::with_capacity(customers);
-    let mut t = base;
-    let mut tick = || {
-        t += ChronoDuration::milliseconds(5);
-        t
-    };
-    for i in 0..customers {
-        let c = format!("{tag}-c{i}");
-        let mut events = Vec::new();
-        let mut n = 0;
-        let mut id = || {
-            n += 1;
-            format!("{c}-e{n}")
-        };
-        let mut profile = serde_json::Map::new();
-        profile.insert("email".into(), json!(format!("{c}@example.com")));
-        if rng.range(0, 2) == 0 {
-            profile.insert("push_token".into(), json!(format!("tok-{c}")));
-        }
-        let has_phone = rng.range(0, 3) > 0;
-        if has_phone {
-            profile.insert("phone".into(), json!(format!("+4470000{i:05}")));
-        }
-        events.push(event(
-            &id(),
-            &c,
-            "profile_updated",
-            tick(),
-            Value::Object(profile),
-        ));
-        if has_phone && rng.range(0, 3) > 0 {
-            events.push(event(
-                &id(),
-                &c,
-                "consent_updated",
-                tick(),
-                json!({"channel": "sms", "status": "granted"}),
-            ));
-        }
-        let source = ["organic", "ad", "referral"][rng.range(0, 3) as usize];
-        events.push(event(
-            &id(),
-            &c,
-            "signed_up",
-            tick(),
-            json!({"source": source}),
-        ));
-        // 0: a cart, 1: two flash sales, 2: neither.
-        let plot = rng.range(0, 3);
-        if plot == 0 {
-            let value = rng.range(5, 150) as f64;
-            events.push(event(
-                &id(),
-                &c,
-                "cart_updated",
-                tick(),
-                json!({"cart_value": value, "sku": format!("SKU-{}", rng.range(1, 50))}),
-            ));
-            if exits && rng.range(0, 3) == 0 {
-                events.push(event(
-                    &id(),
-                    &c,
-                    "order_completed",
-                    tick(),
-                    json!({"total": value}),
-                ));
-            }
-        }
-        if rng.range(0, 4) == 0 {
-            events.push(event(
-                &id(),
-                &c,
-                "shipment_delayed",
-                tick(),
-                json!({"order_id": format!("o-{c}"), "carrier": "DHL"}),
-            ));
-        }
-        if plot == 1 {
-            for sale in ["autumn", "winter"] {
-                events.push(event(
-                    &id(),
-                    &c,
-                    "sale_announced",
-                    tick(),
-                    json!({"sale": sale}),
-                ));
-            }
-        }
-        per_customer.push(events);
-    }
-    per_customer
-}
-
-/// Flattens customer stories into one stream (customers one after the other; each customer's
-/// events keep their order, which is all the partitioning preserves anyway).
-fn flatten(stories: &[Vec<Value>]) -> Vec<Value> {
-    stories.iter().flatten().cloned().collect()
-}
-
-/// The instant after which every timer of the fixture journeys has fired.
-fn far_enough(events: &[Value]) -> DateTime<Utc> {
-    let last = events
-        .iter()
-        .filter_map(|e| e["timestamp"].as_str())
-        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-        .max()
-        .expect("at least one event")
-        .with_timezone(&Utc);
-    last + ChronoDuration::hours(1)
-}
-
-/// Reads the action topics until `expected` commands are there (then settles), and returns them
-/// in simulate's form.
-fn read_commands(s: &Scenario, expected: usize, timeout: Duration) -> Vec<Value> {
-    let topics = s.action_topics();
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let records = s
-        .kafka
-        .read_committed_n(&topics, expected, timeout, Duration::from_secs(4));
-    records.iter().map(command_with_topic).collect()
-}
 
 fn read_decisions(s: &Scenario, expected: usize, timeout: Duration) -> Vec<Value> {
     let topic = s.decisions_topic();
@@ -418,35 +273,6 @@ fn bad_records_are_dead_lettered_and_the_partition_goes_on() {
     assert!(jd.is_running(), "bad input must not stop the engine");
 }
 
-/// Customers' stories merged into one stream the way they happen: turn by turn, each customer's
-/// next event, so every stretch of the stream has many customers mid-story. Timestamps are
-/// re-stamped in stream order (5 ms apart) so the stream is ordered in time as a topic would be.
-fn interleave(stories: &[Vec<Value>], base: DateTime<Utc>) -> Vec<Value> {
-    let longest = stories.iter().map(Vec::len).max().unwrap_or(0);
-    let mut out = Vec::new();
-    for turn in 0..longest {
-        for story in stories {
-            if let Some(e) = story.get(turn) {
-                let mut e = e.clone();
-                let at = base + ChronoDuration::milliseconds(5 * out.len() as i64);
-                e["timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-                out.push(e);
-            }
-        }
-    }
-    out
-}
-
-/// Produces `events` in 50 chunks spread evenly over `over`, as a live topic would receive them.
-fn trickle(s: &Scenario, events: &[Value], over: Duration) {
-    const CHUNKS: usize = 50;
-    let size = events.len().div_ceil(CHUNKS).max(1);
-    for chunk in events.chunks(size) {
-        s.produce_events(chunk);
-        std::thread::sleep(over / CHUNKS as u32);
-    }
-}
-
 /// (c) Crashes at random moments neither lose nor duplicate a command: while events stream in,
 /// the engine is killed with SIGKILL several times, each time after it got its partitions and
 /// worked for a random while, and restarted; finally a read_committed reader of the action
@@ -454,7 +280,7 @@ fn trickle(s: &Scenario, events: &[Value], over: Duration) {
 #[test]
 fn kill_nine_and_restart_is_exactly_once() {
     const CRASHES: usize = 4;
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("kill_nine_and_restart_is_exactly_once: seed {seed} (JOURNEYD_TEST_SEED)");
     let mut rng = Rng::new(seed);
     let s = Scenario::new(
@@ -526,8 +352,10 @@ fn rebalance_between_two_instances_is_exactly_once() {
     b.wait_ready(Duration::from_secs(30));
     let text = b.metrics().expect("GET /metrics of instance b");
     assert!(
-        metric_sum(&text, "journeyd_restore_records_total", &[]) >= 1.0,
-        "instance b restored the partitions it took over from the changelog"
+        metric_sum(&text, "journeyd_restore_records_total", &[])
+            + metric_sum(&text, "journeyd_restore_checkpoint_customers_total", &[])
+            >= 1.0,
+        "instance b restored the partitions it took over (local checkpoint and changelog)"
     );
 }
 
@@ -630,7 +458,8 @@ fn hot_reload_accepts_valid_and_rejects_invalid_journeys() {
 }
 
 /// (f) + (g): a customer waiting on a timer when the engine stops gets the send once after the
-/// restart, restored from the changelog; /readyz is 200 once the restore is done.
+/// restart, restored from its local checkpoint and the changelog; /readyz is 200 once the
+/// restore is done.
 #[test]
 fn pending_timer_survives_a_restart() {
     let s = Scenario::new("e2e_restore", &["trial_nudge"], 2);
@@ -682,8 +511,10 @@ fn pending_timer_survives_a_restart() {
     second.wait_ready(READY);
     let text = second.metrics().expect("GET /metrics");
     assert!(
-        metric_sum(&text, "journeyd_restore_records_total", &[]) >= 1.0,
-        "the customer's state was restored from the changelog"
+        metric_sum(&text, "journeyd_restore_records_total", &[])
+            + metric_sum(&text, "journeyd_restore_checkpoint_customers_total", &[])
+            >= 1.0,
+        "the customer's state was restored (local checkpoint and changelog)"
     );
 
     let commands = read_commands(&s, 1, Duration::from_secs(60));

@@ -5,13 +5,11 @@
 //! `unknown_events: dead_letter`) go to the dead-letter topic with their reason, and the
 //! partition goes on. The commands and decisions it emits validate against their schemas.
 
-mod support;
-
 use chrono::Utc;
+use journeyd_testkit::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::time::Duration;
-use support::*;
 
 const READY: Duration = Duration::from_secs(90);
 

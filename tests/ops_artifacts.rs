@@ -2,8 +2,11 @@
 //! the code: the Grafana dashboard and the Prometheus rules may only query series that
 //! `journey_kafka::metrics` defines (with labels those series have), every alert links to a
 //! runbook section that exists, the Kubernetes manifests wire the probes, the scrape annotations
-//! and a per-pod transactional.id, their embedded configuration and journeys validate, and the
-//! systemd unit reloads with SIGHUP.
+//! and a per-pod transactional.id, their embedded configuration and journeys validate, the
+//! inspection endpoint is off, the SASL password comes from a Secret and the Kafka client
+//! properties are accepted by the librdkafka this build links, each pod has a volume for
+//! `state_dir`, the Dockerfile agrees with the StatefulSet (user, entrypoint, paths), the ACL
+//! table of the runbook covers every resource, and the systemd unit reloads with SIGHUP.
 //!
 //! PromQL syntax itself is checked by `deploy/prometheus/check.sh` (promtool).
 
@@ -510,13 +513,35 @@ fn the_statefulset_wires_probes_scraping_and_a_per_pod_transactional_id() {
     assert_eq!(pdb["spec"]["selector"], sts["spec"]["selector"]);
 }
 
+/// The environment the StatefulSet gives pod `journeyd-0`: plain values, the pod name for
+/// `metadata.name`, and `<secret>/<key>` for a value from a Secret.
+fn pod_env(sts: &Yaml) -> Vec<(String, String)> {
+    let env = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_vec()
+        .expect("the container's env");
+    env.iter()
+        .map(|e| {
+            let name = e["name"].as_str().expect("env name").to_string();
+            let from = &e["valueFrom"];
+            let value = if let Some(v) = e["value"].as_str() {
+                v.to_string()
+            } else if from["fieldRef"]["fieldPath"].as_str() == Some("metadata.name") {
+                "journeyd-0".to_string()
+            } else if let Some(secret) = from["secretKeyRef"]["name"].as_str() {
+                let key = from["secretKeyRef"]["key"].as_str().expect("secret key");
+                format!("{secret}/{key}")
+            } else {
+                panic!("env {name}: unexpected source {from:?}")
+            };
+            (name, value)
+        })
+        .collect()
+}
+
 /// Parses the ConfigMap's configuration with the environment the StatefulSet gives the pod.
 fn parse_manifest_config(text: &str) -> journey_spec::Config {
-    let env = [
-        ("JOURNEYD_KAFKA__TRANSACTIONAL_ID", "journeyd-0"),
-        ("JOURNEYD_INSPECT__TOKEN", "token-from-the-secret"),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let m = manifests();
+    let env = pod_env(&m["StatefulSet"][0]);
     let file = Path::new("/etc/journeyd/config/journeyd.yaml");
     journey_spec::parse_config(text, file, &env).unwrap_or_else(|diags| {
         panic!(
@@ -535,7 +560,10 @@ fn the_configmap_configuration_and_journeys_validate() {
         .find_map(|c| c["data"]["journeyd.yaml"].as_str())
         .unwrap();
     let config = parse_manifest_config(config_text);
-    assert!(config.inspect.enabled);
+    assert!(
+        !config.inspect.enabled,
+        "the inspection endpoint serves personal data: docs/operations.md says to keep it off"
+    );
     let journeys = maps
         .iter()
         .find(|c| c["metadata"]["name"].as_str() == Some("journeyd-journeys"))
@@ -549,6 +577,252 @@ fn the_configmap_configuration_and_journeys_validate() {
             panic!("{name} is invalid:\n{}", Diagnostics::from(diags));
         }
     }
+}
+
+fn manifest_config() -> journey_spec::Config {
+    let m = manifests();
+    let text = m["ConfigMap"]
+        .iter()
+        .find_map(|c| c["data"]["journeyd.yaml"].as_str())
+        .expect("a ConfigMap holds journeyd.yaml");
+    parse_manifest_config(text)
+}
+
+#[test]
+fn the_sasl_password_comes_from_a_secret_and_librdkafka_accepts_the_client_settings() {
+    let m = manifests();
+    let env = pod_env(&m["StatefulSet"][0]);
+    let password = env
+        .iter()
+        .find(|(k, _)| k == "JOURNEYD_KAFKA__CLIENT__SASL_PASSWORD")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(password, Some("journeyd-kafka/sasl-password"));
+    // The example Secret has that key.
+    let secret = yaml_docs("deploy/kubernetes/kafka-secret.example.yaml")
+        .into_iter()
+        .next()
+        .expect("a Secret");
+    assert_eq!(secret["kind"].as_str(), Some("Secret"));
+    assert_eq!(secret["metadata"]["name"].as_str(), Some("journeyd-kafka"));
+    assert!(!secret["stringData"]["sasl-password"].is_badvalue());
+
+    let config = manifest_config();
+    let client = &config.kafka.client;
+    assert_eq!(
+        client.get("sasl.password").map(String::as_str),
+        Some("journeyd-kafka/sasl-password"),
+        "the environment override sets sasl.password: {client:?}"
+    );
+    assert!(
+        !config_text_has("sasl.password"),
+        "no password written in the ConfigMap"
+    );
+    // librdkafka checks every property when a client is created (no connection is made): an
+    // unknown property, or TLS/SASL support missing from this build, fails here.
+    let mut props = rdkafka::ClientConfig::new();
+    props.set("bootstrap.servers", "127.0.0.1:9");
+    props.set("group.id", &config.kafka.group_id);
+    for (k, v) in client {
+        props.set(k, v);
+    }
+    if let Err(e) = props.create::<rdkafka::consumer::BaseConsumer>() {
+        panic!("librdkafka rejects the ConfigMap's kafka.client settings: {e}");
+    }
+}
+
+/// Whether the ConfigMap text itself mentions `key` (rather than the environment setting it).
+fn config_text_has(key: &str) -> bool {
+    let m = manifests();
+    m["ConfigMap"]
+        .iter()
+        .filter_map(|c| c["data"]["journeyd.yaml"].as_str())
+        .any(|t| {
+            t.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{key}:")))
+        })
+}
+
+/// `KEY value` instructions of the Dockerfile's last stage (the runtime image), continuation
+/// lines joined.
+fn dockerfile_runtime_stage() -> Vec<(String, String)> {
+    let text = read("Dockerfile");
+    let mut joined = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                joined.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    let last_from = joined
+        .iter()
+        .rposition(|l| l.starts_with("FROM "))
+        .expect("a FROM");
+    let froms = joined.iter().filter(|l| l.starts_with("FROM ")).count();
+    assert!(froms >= 2, "the Dockerfile is multi-stage");
+    joined[last_from..]
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+            (k.to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_dockerfile_and_the_statefulset_agree() {
+    let stage = dockerfile_runtime_stage();
+    let get = |key: &str| -> Vec<&str> {
+        stage
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let m = manifests();
+    let pod = &m["StatefulSet"][0]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+
+    // The image's user is the pod's (non-root) user.
+    let user = *get("USER").last().expect("USER in the runtime stage");
+    let uid = pod["securityContext"]["runAsUser"]
+        .as_i64()
+        .expect("runAsUser");
+    let gid = pod["securityContext"]["runAsGroup"]
+        .as_i64()
+        .expect("runAsGroup");
+    assert_eq!(user, format!("{uid}:{gid}"));
+    assert_ne!(uid, 0);
+    assert_eq!(pod["securityContext"]["fsGroup"].as_i64(), Some(gid));
+
+    // `journeyd run` is the entrypoint; the StatefulSet passes only the arguments.
+    assert_eq!(
+        get("ENTRYPOINT"),
+        ["[\"/usr/local/bin/journeyd\", \"run\"]"]
+    );
+    let args: Vec<&str> = container["args"]
+        .as_vec()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("an argument"))
+        .collect();
+    assert_eq!(args[0], "--config");
+    let cmd = get("CMD");
+    assert_eq!(
+        cmd,
+        [format!("[\"--config\", \"{}\"]", args[1]).as_str()],
+        "the image's default arguments are the StatefulSet's"
+    );
+
+    // The configuration, journeys and state paths of the image are where the pod mounts them.
+    let mounts: BTreeMap<&str, &str> = container["volumeMounts"]
+        .as_vec()
+        .expect("volumeMounts")
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap(),
+                v["mountPath"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let config_path = Path::new(args[1]);
+    assert_eq!(Some(Path::new(mounts["config"])), config_path.parent());
+    assert!(get("COPY")
+        .iter()
+        .any(|c| c.ends_with(&format!(" {}", args[1]))));
+    let config = manifest_config();
+    assert_eq!(config.journeys_dir, Path::new(mounts["journeys"]));
+    assert!(get("COPY")
+        .iter()
+        .any(|c| c.trim_end_matches('/').ends_with(mounts["journeys"])));
+    let env = get("ENV").join(" ");
+    assert!(
+        env.contains(&format!(
+            "JOURNEYD_STATE_DIR={}",
+            config.state_dir.display()
+        )),
+        "the image's state_dir ({env}) is the pod's ({})",
+        config.state_dir.display()
+    );
+    assert!(
+        config.state_dir.starts_with(mounts["state"]),
+        "state_dir {} is on the state volume ({})",
+        config.state_dir.display(),
+        mounts["state"]
+    );
+    assert!(get("WORKDIR").contains(&mounts["state"]));
+    let claims = m["StatefulSet"][0]["spec"]["volumeClaimTemplates"]
+        .as_vec()
+        .expect("volumeClaimTemplates");
+    assert!(claims
+        .iter()
+        .any(|c| c["metadata"]["name"].as_str() == Some("state")));
+    assert!(
+        env.contains("JOURNEYD_METRICS__LISTEN=0.0.0.0:"),
+        "the image listens beyond loopback: {env}"
+    );
+    assert_eq!(config.metrics.listen, "0.0.0.0:9464");
+
+    // Nothing from the build machine goes into the build context.
+    let ignore = read(".dockerignore");
+    for path in ["/target", "/.git", "/deploy/kafka/.cache"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == path),
+            ".dockerignore misses {path}"
+        );
+    }
+}
+
+#[test]
+fn the_runbook_lists_every_kafka_acl_journeyd_needs() {
+    let doc = read("docs/operations.md");
+    let start = doc.find("### Kafka ACLs").expect("a Kafka ACLs section");
+    let section = &doc[start..];
+    let section = &section[..section[4..].find("\n### ").map_or(section.len(), |i| i + 4)];
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| resource"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let has = |resource: &str, operations: &[&str]| {
+        rows.iter()
+            .any(|r| r[1] == resource && operations.iter().all(|op| r[3].contains(op)))
+    };
+    assert!(has("Topic", &["Read", "Describe"]), "input topics");
+    assert!(has("Topic", &["Read", "Write", "Describe"]), "state topic");
+    assert!(has("Topic", &["Write", "Describe"]), "output topics");
+    assert!(has("Group", &["Read", "Describe"]), "consumer group");
+    assert!(
+        has("TransactionalId", &["Write", "Describe"]),
+        "transactional ids"
+    );
+    assert!(has("Cluster", &["IdempotentWrite"]), "idempotent write");
+    // Every topic of the example configuration is named in the table.
+    let config = journey_spec::load_config(&repo().join("deploy/journeyd.yaml"))
+        .unwrap_or_else(|d| panic!("deploy/journeyd.yaml: {}", Diagnostics::from(d)));
+    let mut topics: Vec<String> = config.kafka.input_topics.clone();
+    topics.push(config.kafka.state_topic.clone());
+    topics.push(config.kafka.decisions_topic.clone());
+    topics.push(config.kafka.dead_letter_topic.clone());
+    topics.extend(config.channels.values().map(|c| c.topic.clone()));
+    for topic in topics {
+        assert!(
+            section.contains(&format!("`{topic}`")) || section.contains(&format!(" {topic}")),
+            "the ACL section does not name topic {topic}"
+        );
+    }
+    assert!(section.contains(&format!("`{}`", config.kafka.group_id)));
 }
 
 #[test]

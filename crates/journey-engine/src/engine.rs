@@ -1506,6 +1506,12 @@ impl Engine {
         self.settle(false);
     }
 
+    /// The ids of the customers held, in no particular order (for a snapshot of the whole
+    /// state with [`Engine::export_customer`]).
+    pub fn customer_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.slots.chunks.iter().flatten().flatten().map(|c| &*c.id)
+    }
+
     /// Customers held.
     pub fn customer_count(&self) -> usize {
         self.index.len()

@@ -57,6 +57,7 @@ pub fn config() -> Config {
     };
     Config {
         journeys_dir: "journeys".into(),
+        state_dir: "state".into(),
         kafka: KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             group_id: "journeyd".into(),
@@ -69,6 +70,8 @@ pub fn config() -> Config {
             commit_interval_ms: 100,
             max_event_bytes: 65536,
             transactional_id: None,
+            static_membership: true,
+            group_instance_id: None,
         },
         metrics: MetricsConfig {
             listen: "127.0.0.1:9464".into(),

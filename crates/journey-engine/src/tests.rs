@@ -1219,6 +1219,7 @@ fn export_import_round_trip_with_timers() {
     )));
     e2.import_customer("c", &bytes).unwrap();
     assert_eq!(e2.export_customer("c").unwrap(), bytes);
+    assert_eq!(e2.customer_ids().collect::<Vec<_>>(), ["c"]);
     assert_eq!(e2.pending_timers(), 2);
     assert_eq!(e2.next_due(), s.engine.next_due());
     assert_eq!(
@@ -1230,6 +1231,7 @@ fn export_import_round_trip_with_timers() {
     e2.remove_customer("c");
     assert_eq!(e2.customer_count(), 0);
     assert_eq!(e2.pending_timers(), 0);
+    assert_eq!(e2.customer_ids().count(), 0);
     assert_eq!(e2.export_customer("c"), None);
 }
 

@@ -29,6 +29,23 @@ pub fn transactional_id(kafka: &KafkaConfig) -> String {
     }
 }
 
+/// The group consumer's `group.instance.id` (static membership): `kafka.group_instance_id`, or
+/// the instance's `transactional.id`, which is already stable per instance; `None` when
+/// `kafka.static_membership` is off. A static member that restarts within
+/// `session.timeout.ms` takes its partitions back without a rebalance (docs/operations.md,
+/// "Recovery").
+pub fn group_instance_id(kafka: &KafkaConfig) -> Option<String> {
+    if !kafka.static_membership {
+        return None;
+    }
+    Some(
+        kafka
+            .group_instance_id
+            .clone()
+            .unwrap_or_else(|| transactional_id(kafka)),
+    )
+}
+
 /// Partition assignment strategy. With one input topic, cooperative-sticky moves only the
 /// partitions that must move. With several input topics, partition `p` of every input topic
 /// must land on the same instance (they share the changelog partition `p` and the customers);
@@ -42,8 +59,13 @@ pub fn assignment_strategy(kafka: &KafkaConfig) -> &'static str {
 }
 
 /// Properties of the group consumer.
+///
+/// `group.instance.id` is owned by `kafka.static_membership`/`kafka.group_instance_id`: a value
+/// written in `kafka.client` is overridden (or, with static membership off, dropped) with a
+/// warning, like the other forced properties.
 pub fn consumer_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
-    let forced = [
+    let instance = group_instance_id(kafka);
+    let mut forced = vec![
         ("bootstrap.servers", kafka.bootstrap_servers.as_str()),
         ("group.id", kafka.group_id.as_str()),
         ("isolation.level", "read_committed"),
@@ -51,11 +73,22 @@ pub fn consumer_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
         ("enable.auto.offset.store", "false"),
         ("partition.assignment.strategy", assignment_strategy(kafka)),
     ];
+    if let Some(id) = &instance {
+        forced.push(("group.instance.id", id.as_str()));
+    }
     let defaults = [
         ("auto.offset.reset", "earliest"),
         ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
     ];
-    merge(kafka, &defaults, &forced)
+    let mut props = merge(kafka, &defaults, &forced);
+    if instance.is_none() && kafka.client.contains_key("group.instance.id") {
+        tracing::warn!(
+            property = "group.instance.id",
+            "kafka.client property ignored: kafka.static_membership is false"
+        );
+        props.retain(|(k, _)| k != "group.instance.id");
+    }
+    props
 }
 
 /// Properties of the transactional producer.
@@ -66,7 +99,9 @@ pub fn producer_properties(kafka: &KafkaConfig, transactional_id: &str) -> Vec<(
         ("enable.idempotence", "true"),
     ];
     let defaults = [("linger.ms", "5")];
-    merge(kafka, &defaults, &forced)
+    let mut props = merge(kafka, &defaults, &forced);
+    props.retain(|(k, _)| k != "group.instance.id");
+    props
 }
 
 /// Properties of the changelog restore consumer: partitions are assigned by hand and nothing is
@@ -91,11 +126,13 @@ pub fn restore_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
 
 /// Properties of the admin client.
 pub fn admin_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
-    merge(
+    let mut props = merge(
         kafka,
         &[],
         &[("bootstrap.servers", kafka.bootstrap_servers.as_str())],
-    )
+    );
+    props.retain(|(k, _)| k != "group.instance.id");
+    props
 }
 
 /// Builds a librdkafka configuration from properties.
@@ -161,6 +198,8 @@ mod tests {
             commit_interval_ms: 100,
             max_event_bytes: 65536,
             transactional_id: None,
+            static_membership: true,
+            group_instance_id: None,
         }
     }
 
@@ -213,6 +252,34 @@ mod tests {
         assert_eq!(transactional_id(&k), "journeyd-0");
         let p = producer_properties(&k, "journeyd-0");
         assert_eq!(get(&p, "transactional.id"), Some("journeyd-0"));
+    }
+
+    #[test]
+    fn static_membership_defaults_to_the_transactional_id() {
+        let mut k = kafka();
+        k.transactional_id = Some("journeyd-1".into());
+        let p = consumer_properties(&k);
+        assert_eq!(get(&p, "group.instance.id"), Some("journeyd-1"));
+        k.group_instance_id = Some("member-1".into());
+        // A value written among the client properties is overridden, once.
+        k.client.insert("group.instance.id".into(), "other".into());
+        let p = consumer_properties(&k);
+        assert_eq!(get(&p, "group.instance.id"), Some("member-1"));
+        assert_eq!(
+            p.iter().filter(|(k, _)| k == "group.instance.id").count(),
+            1
+        );
+        // Off: no static membership at all, even when written among the client properties.
+        k.static_membership = false;
+        k.group_instance_id = None;
+        assert_eq!(group_instance_id(&k), None);
+        assert_eq!(get(&consumer_properties(&k), "group.instance.id"), None);
+        // The producer and the admin client never carry it.
+        assert_eq!(
+            get(&producer_properties(&k, "t"), "group.instance.id"),
+            None
+        );
+        assert_eq!(get(&admin_properties(&k), "group.instance.id"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -45,7 +45,16 @@ struct HealthState {
     started: bool,
     broker_reachable: bool,
     group_joined: bool,
-    restoring: BTreeSet<i32>,
+    /// Assigned partitions not yet restored, with their progress.
+    restoring: BTreeMap<i32, RestoreProgress>,
+}
+
+/// How far a partition's restore got: items (checkpoint customers and changelog records)
+/// applied, of `target` (0 while the target is not known yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RestoreProgress {
+    pub done: u64,
+    pub target: u64,
 }
 
 /// The instance's readiness, updated by the runtime and read by `/readyz` (and the
@@ -68,7 +77,7 @@ impl Health {
                 started: false,
                 broker_reachable: true,
                 group_joined: false,
-                restoring: BTreeSet::new(),
+                restoring: BTreeMap::new(),
             }),
         })
     }
@@ -90,11 +99,39 @@ impl Health {
         self.state().group_joined = joined;
     }
 
-    /// A partition was assigned and is being restored from the changelog.
-    pub fn partition_restoring(&self, partition: i32) {
+    /// Partitions were assigned (possibly none): the group is joined, and each of them holds
+    /// readiness back until [`Health::partition_ready`]. Both change under one lock, called from
+    /// the rebalance callback itself, so no reader can ever see the group joined with an
+    /// assigned partition that is not marked as restoring.
+    pub fn partitions_assigned(&self, partitions: &[i32]) {
         let mut s = self.state();
         s.group_joined = true;
-        s.restoring.insert(partition);
+        for p in partitions {
+            s.restoring.insert(*p, RestoreProgress::default());
+        }
+    }
+
+    /// A partition (back) to restoring, e.g. after an aborted transaction.
+    pub fn partition_restoring(&self, partition: i32) {
+        self.state()
+            .restoring
+            .insert(partition, RestoreProgress::default());
+    }
+
+    /// Progress of a partition's restore (ignored for a partition not restoring).
+    pub fn restore_progress(&self, partition: i32, progress: RestoreProgress) {
+        if let Some(slot) = self.state().restoring.get_mut(&partition) {
+            *slot = progress;
+        }
+    }
+
+    /// The partitions restoring, with their progress.
+    pub fn restoring(&self) -> Vec<(i32, RestoreProgress)> {
+        self.state()
+            .restoring
+            .iter()
+            .map(|(p, r)| (*p, *r))
+            .collect()
     }
 
     /// A partition finished restoring and processes events.
@@ -134,8 +171,20 @@ impl Health {
             return Err("joining consumer group".to_string());
         }
         if !s.restoring.is_empty() {
-            let list: Vec<String> = s.restoring.iter().map(i32::to_string).collect();
-            return Err(format!("restoring partitions [{}]", list.join(", ")));
+            let list: Vec<String> = s.restoring.keys().map(i32::to_string).collect();
+            let progress: Vec<String> = s
+                .restoring
+                .iter()
+                .map(|(p, r)| match r.target {
+                    0 => format!("{p}: starting"),
+                    t => format!("{p}: {}/{t}", r.done),
+                })
+                .collect();
+            return Err(format!(
+                "restoring partitions [{}] ({})",
+                list.join(", "),
+                progress.join(", ")
+            ));
         }
         Ok(())
     }
@@ -351,17 +400,26 @@ mod tests {
         assert_eq!(h.readiness(), Err("starting".to_string()));
         h.set_running(true);
         assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
-        h.partition_restoring(2);
-        h.partition_restoring(0);
+        h.partitions_assigned(&[2, 0]);
         assert_eq!(
             h.readiness(),
-            Err("restoring partitions [0, 2]".to_string())
+            Err("restoring partitions [0, 2] (0: starting, 2: starting)".to_string())
+        );
+        h.restore_progress(
+            2,
+            RestoreProgress {
+                done: 10,
+                target: 40,
+            },
         );
         h.set_broker_reachable(false);
         assert_eq!(h.readiness(), Err("broker unreachable".to_string()));
         h.set_broker_reachable(true);
         h.partition_ready(0);
-        assert_eq!(h.readiness(), Err("restoring partitions [2]".to_string()));
+        assert_eq!(
+            h.readiness(),
+            Err("restoring partitions [2] (2: 10/40)".to_string())
+        );
         h.partition_revoked(2);
         assert!(h.is_ready());
         h.set_running(false);
@@ -373,7 +431,32 @@ mod tests {
         let h = Health::new();
         h.set_running(true);
         assert!(!h.is_ready());
-        h.set_group_joined(true);
+        h.partitions_assigned(&[]);
+        assert!(h.is_ready());
+    }
+
+    /// The race of a readiness probe between "assigned" and "restoring": the assignment itself
+    /// marks the partitions as not restored, so there is no moment in between to observe.
+    #[test]
+    fn an_assignment_is_never_ready_before_its_partitions_are_restored() {
+        let h = Health::new();
+        h.set_running(true);
+        h.partitions_assigned(&[]);
+        assert!(h.is_ready());
+        // A second assignment while ready: unready at once, in the same call.
+        h.partitions_assigned(&[3]);
+        assert!(!h.is_ready());
+        h.restore_progress(3, RestoreProgress { done: 5, target: 5 });
+        assert!(
+            !h.is_ready(),
+            "progress alone never makes a partition ready"
+        );
+        h.partition_ready(3);
+        assert!(h.is_ready());
+        // Restoring again after an abort.
+        h.partition_restoring(3);
+        assert!(!h.is_ready());
+        h.partition_revoked(3);
         assert!(h.is_ready());
     }
 
@@ -400,11 +483,13 @@ mod tests {
             (503, "starting\n".into())
         );
         health.set_running(true);
-        health.partition_restoring(0);
-        health.partition_restoring(2);
+        health.partitions_assigned(&[0, 2]);
         assert_eq!(
             get(&format!("{}/readyz", srv.base)).await,
-            (503, "restoring partitions [0, 2]\n".into())
+            (
+                503,
+                "restoring partitions [0, 2] (0: starting, 2: starting)\n".into()
+            )
         );
         health.set_broker_reachable(false);
         assert_eq!(

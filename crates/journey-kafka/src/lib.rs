@@ -1,60 +1,71 @@
 //! journeyd's Kafka runtime: exactly-once processing of behavioural events into send commands,
-//! decisions and per-customer state, in the style of Kafka Streams.
+//! decisions and per-customer state, shaped like Kafka Streams.
 //!
-//! How it runs, and why each step is there:
+//! The parts, each with one job:
 //!
 //! 1. **Topics** ([`topics`]): every topic read or written exists before the group is joined;
 //!    the compacted state changelog has the input's partition count because changelog
 //!    partition `p` holds the customers of input partition `p`.
 //! 2. **Clients** ([`clients`]): one group consumer (`read_committed`, no auto-commit,
-//!    cooperative-sticky) and one transactional producer whose `transactional.id` is stable
-//!    per instance. Offsets are committed through the producer's transaction
-//!    (`send_offsets_to_transaction` with the consumer's group metadata, KIP-447), so a zombie
-//!    instance that lost its partitions is fenced by the group generation.
-//! 3. **Workers** ([`worker`]): one thread owns one engine per assigned partition; no locks
-//!    around customer state. Revocation commits the open transaction inside the rebalance
-//!    callback, before the partition is handed over ([`txn`]).
-//! 4. **Restore** ([`restore`]): a newly assigned partition is rebuilt from its changelog
-//!    partition (committed records only, up to the end) before any of its events is processed.
-//! 5. **Processing**: every input record is parsed; a bad one goes to the dead-letter topic
-//!    with its source in headers ([`records`]); a good one goes through the engine at wall
-//!    clock time, and its commands and decisions are produced inside the open transaction
-//!    (deliveries are not awaited one by one, only once at commit); the customers whose state
-//!    changed are noted. Timers fire on the wall clock through the same path.
-//! 6. **Commit**: every `commit_interval_ms` (or [`worker::MAX_RECORDS_PER_TRANSACTION`]
-//!    records) the changelog entry of each customer changed in the transaction is written once,
-//!    with its state as of the commit (a customer with several events in one transaction is
-//!    exported once), the processed offsets are added and the transaction committed: outputs,
-//!    state and input position become visible together, so a crash at any point neither loses
-//!    nor duplicates a command. A failed transaction is aborted; the consumer seeks back to the
-//!    committed offsets and the partitions are restored from the changelog, which holds the
-//!    state as of that same commit. A fenced or broken producer is recreated first, and so is
-//!    one whose transactions abort three times in a row without a commit in between.
-//! 7. **Reload**: SIGHUP or a change under `journeys_dir` (debounced) reloads the journeys; a
+//!    cooperative-sticky, a static member by default) and one transactional producer whose
+//!    `transactional.id` is stable per instance.
+//! 3. **Stream thread** ([`stream_thread`], Kafka Streams' `StreamThread`): the poll loop. One
+//!    thread owns every engine; no locks around customer state.
+//! 4. **Consumer context** ([`context`]): the rebalance callbacks. Revocation commits the open
+//!    transaction before the partitions are handed over; assignment pauses the new partitions
+//!    and marks them not restored (readiness) in the same step.
+//! 5. **Task manager** ([`task_manager`], `TaskManager`): assignment, revocation, restore and
+//!    checkpoints of the partition tasks. A restore loads the local checkpoint
+//!    ([`checkpoint`]) and replays the changelog after it ([`restore`]) a bounded batch per turn
+//!    of the poll loop, so the group consumer keeps polling and the other partitions keep
+//!    processing.
+//! 6. **Partition task** ([`task`], `StreamTask`): one partition's engine and the single path
+//!    through which its records and timers reach it; every input record is decoded in one
+//!    place ([`task::decode_event`]); a bad one goes to the dead-letter topic with its source in
+//!    headers ([`records`]).
+//! 7. **Transactions** ([`txn`], `StreamsProducer`): outputs, changelog entries (once per
+//!    changed customer, at commit) and input offsets (`send_offsets_to_transaction` with the
+//!    group metadata, KIP-447) commit together every `commit_interval_ms` (or
+//!    [`stream_thread::MAX_RECORDS_PER_TRANSACTION`] records), so a crash at any point neither
+//!    loses nor duplicates a command. Failures are typed ([`txn::TxnFailure`]).
+//! 8. **Recovery policy** ([`recovery`]): after a failed transaction the producer is rebuilt
+//!    when fenced, fatal or aborting repeatedly; every partition is rewound to its committed
+//!    offset and restored.
+//! 9. **Reload**: SIGHUP or a change under `journeys_dir` (debounced) reloads the journeys; a
 //!    valid set is swapped into every engine between two records; an invalid one is reported
 //!    and the running set kept.
-//! 8. **Shutdown**: on cancellation the loop stops, the open transaction is committed, and the
-//!    consumer is closed (leaving the group, so partitions move at once).
+//! 10. **Shutdown**: on cancellation the loop stops, the open transaction is committed, the
+//!     partitions are checkpointed, and the consumer is closed: a static member stays in the
+//!     group (its restart takes its partitions back without a rebalance), a dynamic one leaves.
+//!     [`leave`] hands a removed static member's partitions over at once.
 //!
 //! The HTTP endpoints (`/metrics`, `/healthz`, `/readyz`, optionally `/customers/{id}`) are
-//! served alongside ([`http`], [`metrics`]).
+//! served alongside ([`http`], [`metrics`]). docs/operations.md ("Recovery") describes the
+//! behaviour operators see.
 
+pub mod checkpoint;
 pub mod clients;
+pub mod context;
 pub mod http;
+pub mod leave;
 pub mod metrics;
 pub mod offsets;
 pub mod records;
+pub mod recovery;
 pub mod restore;
+pub mod stream_thread;
+pub mod task;
+pub mod task_manager;
 pub mod topics;
 pub mod txn;
-pub mod worker;
 
 #[cfg(test)]
 mod mock_tests;
 
+use crate::checkpoint::{CheckpointStore, StateDirError};
 use crate::http::{Health, HttpError, HttpServer, Inspector};
 use crate::metrics::Metrics;
-use crate::worker::{Control, WorkerSetup};
+use crate::stream_thread::{Control, StreamThreadSetup};
 use journey_engine::Catalog;
 use journey_spec::{Config, Diagnostic, Diagnostics};
 use std::future::Future;
@@ -89,7 +100,10 @@ pub enum RuntimeError {
     Kafka(#[from] rdkafka::error::KafkaError),
     /// The transactional producer could not be initialised.
     #[error("transactional producer: {0}")]
-    Producer(String),
+    Producer(#[from] txn::ProducerError),
+    /// `state_dir` cannot hold checkpoints.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
     /// Seeking back to the committed offsets failed after an abort.
     #[error("rewinding to the committed offsets: {0}")]
     Rewind(String),
@@ -117,13 +131,16 @@ impl RuntimeError {
             | RuntimeError::Rewind(_)
             | RuntimeError::Restore(_)
             | RuntimeError::Worker(_) => true,
-            RuntimeError::Journeys(_) | RuntimeError::Topics(_) | RuntimeError::Http(_) => false,
+            RuntimeError::Journeys(_)
+            | RuntimeError::Topics(_)
+            | RuntimeError::Http(_)
+            | RuntimeError::StateDir(_) => false,
         }
     }
 }
 
 /// Runs the service until `shutdown` is cancelled; returns after a graceful shutdown (open
-/// transaction committed, group left).
+/// transaction committed, partitions checkpointed, consumer closed).
 pub async fn run_service(
     opts: ServiceOptions,
     shutdown: CancellationToken,
@@ -145,6 +162,12 @@ pub async fn run_service(
         Err(diagnostics) => return Err(RuntimeError::Journeys(diagnostics.into())),
     };
 
+    // A state_dir that cannot hold checkpoints fails the start, naming the path.
+    let store = CheckpointStore::open(
+        &config.state_dir,
+        &config.kafka.group_id,
+        &config.kafka.state_topic,
+    )?;
     // Bind first so that a taken port fails the start rather than a background task.
     let server = HttpServer::bind(config.metrics.listen.as_str()).await?;
     let partitions = topics::ensure_topics(&config).await?;
@@ -169,15 +192,16 @@ pub async fn run_service(
     ));
 
     let stop_worker = shutdown.child_token();
-    let setup = WorkerSetup {
+    let setup = StreamThreadSetup {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         health: Arc::clone(&health),
         catalog,
+        store,
         control: control_rx,
         cancel: stop_worker.clone(),
     };
-    let mut worker = tokio::task::spawn_blocking(move || worker::run(setup));
+    let mut worker = tokio::task::spawn_blocking(move || stream_thread::run(setup));
     let reload_stop = CancellationToken::new();
     let reloader = tokio::spawn(reload_loop(
         Arc::clone(&config),

@@ -83,6 +83,21 @@ pub const METRIC_FAMILIES: &[(&str, &[&str])] = &[
     ("journeyd_reloads_total", &["outcome"]),
     ("journeyd_producer_recreated_total", &["reason"]),
     ("journeyd_ready", &[]),
+    ("journeyd_partitions_assigned", &[]),
+    ("journeyd_partitions_restoring", &[]),
+    ("journeyd_restore_started_timestamp_seconds", &["partition"]),
+    ("journeyd_restore_items", &["partition"]),
+    ("journeyd_restore_items_target", &["partition"]),
+    ("journeyd_restore_checkpoint_customers_total", &[]),
+    ("journeyd_checkpoint_fallbacks_total", &["reason"]),
+    (
+        "journeyd_checkpoint_last_write_timestamp_seconds",
+        &["partition"],
+    ),
+    ("journeyd_checkpoint_bytes", &["partition"]),
+    ("journeyd_checkpoint_write_seconds", &[]),
+    ("journeyd_checkpoint_write_failures_total", &[]),
+    ("journeyd_rebalances_total", &["kind"]),
 ];
 
 /// Histogram families: they expose `<name>_bucket`, `<name>_sum` and `<name>_count` series.
@@ -91,6 +106,7 @@ pub const HISTOGRAMS: &[&str] = &[
     "journeyd_event_to_command_seconds",
     "journeyd_transaction_commit_seconds",
     "journeyd_restore_seconds",
+    "journeyd_checkpoint_write_seconds",
 ];
 
 /// The `_bucket`, `_sum` and `_count` series of the histograms in [`HISTOGRAMS`].
@@ -107,6 +123,9 @@ const HISTOGRAM_SERIES: &[&str] = &[
     "journeyd_restore_seconds_bucket",
     "journeyd_restore_seconds_sum",
     "journeyd_restore_seconds_count",
+    "journeyd_checkpoint_write_seconds_bucket",
+    "journeyd_checkpoint_write_seconds_sum",
+    "journeyd_checkpoint_write_seconds_count",
 ];
 
 /// Every series name a query may use: the families plus the `_bucket`/`_sum`/`_count` series of
@@ -169,6 +188,32 @@ pub struct Metrics {
     reloads: IntCounterVec,
     producer_recreated: IntCounterVec,
     ready: IntGauge,
+    partitions_assigned: IntGauge,
+    partitions_restoring: IntGauge,
+    restore_started: IntGaugeVec,
+    restore_items: IntGaugeVec,
+    restore_items_target: IntGaugeVec,
+    restore_checkpoint_customers: IntCounter,
+    checkpoint_fallbacks: IntCounterVec,
+    checkpoint_written: IntGaugeVec,
+    checkpoint_bytes: IntGaugeVec,
+    checkpoint_write_seconds: Histogram,
+    checkpoint_write_failures: IntCounter,
+    rebalances: IntCounterVec,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(
+        registry,
+        IntGauge::new(name, help).expect("valid gauge options"),
+    )
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(
+        registry,
+        IntCounter::new(name, help).expect("valid counter options"),
+    )
 }
 
 /// Registers a collector; names are fixed constants, so a failure is a programming error caught
@@ -355,6 +400,74 @@ impl Metrics {
                 )
                 .expect("valid gauge options"),
             ),
+            partitions_assigned: gauge(
+                r,
+                "journeyd_partitions_assigned",
+                "Input partitions assigned to this instance (restoring or processing).",
+            ),
+            partitions_restoring: gauge(
+                r,
+                "journeyd_partitions_restoring",
+                "Assigned partitions still restoring their state (paused, not processing).",
+            ),
+            restore_started: gauge_vec(
+                r,
+                "journeyd_restore_started_timestamp_seconds",
+                "When the restore of a partition still restoring started (Unix time).",
+                &["partition"],
+            ),
+            restore_items: gauge_vec(
+                r,
+                "journeyd_restore_items",
+                "Items applied so far by a restore in progress: checkpoint customers plus changelog records.",
+                &["partition"],
+            ),
+            restore_items_target: gauge_vec(
+                r,
+                "journeyd_restore_items_target",
+                "Items a restore in progress has to apply (checkpoint customers plus changelog records to replay, an upper bound).",
+                &["partition"],
+            ),
+            restore_checkpoint_customers: counter(
+                r,
+                "journeyd_restore_checkpoint_customers_total",
+                "Customers loaded from local checkpoints while restoring partitions.",
+            ),
+            checkpoint_fallbacks: counter_vec(
+                r,
+                "journeyd_checkpoint_fallbacks_total",
+                "Restores that could not use a local checkpoint and replayed the whole changelog, by reason.",
+                &["reason"],
+            ),
+            checkpoint_written: gauge_vec(
+                r,
+                "journeyd_checkpoint_last_write_timestamp_seconds",
+                "When the partition's local checkpoint was last written (Unix time); age = time() - this.",
+                &["partition"],
+            ),
+            checkpoint_bytes: gauge_vec(
+                r,
+                "journeyd_checkpoint_bytes",
+                "Size of the partition's last local checkpoint.",
+                &["partition"],
+            ),
+            checkpoint_write_seconds: histogram(
+                r,
+                "journeyd_checkpoint_write_seconds",
+                "Duration of writing one partition's local checkpoint (export, write, fsync).",
+                FAST_BUCKETS,
+            ),
+            checkpoint_write_failures: counter(
+                r,
+                "journeyd_checkpoint_write_failures_total",
+                "Local checkpoints that could not be written (the previous one is kept).",
+            ),
+            rebalances: counter_vec(
+                r,
+                "journeyd_rebalances_total",
+                "Assignment changes seen by this instance, by kind (assigned, revoked, lost).",
+                &["kind"],
+            ),
             registry,
         };
         Arc::new(m)
@@ -464,6 +577,9 @@ impl Metrics {
         let _ = self.consumer_lag.remove_label_values(&[topic, p.as_str()]);
         let _ = self.customers.remove_label_values(&[p.as_str()]);
         let _ = self.pending_timers.remove_label_values(&[p.as_str()]);
+        let _ = self.checkpoint_written.remove_label_values(&[p.as_str()]);
+        let _ = self.checkpoint_bytes.remove_label_values(&[p.as_str()]);
+        self.restore_ended(partition);
         // Active instances are labelled by journey too: remove every journey's series of that
         // partition. The journeys are found in the gathered families since the vec does not
         // list its children.
@@ -489,6 +605,69 @@ impl Metrics {
                 .active_instances
                 .remove_label_values(&[journey.as_str(), p.as_str()]);
         }
+    }
+
+    /// Sets the numbers of assigned and restoring partitions.
+    pub fn set_partitions(&self, assigned: usize, restoring: usize) {
+        self.partitions_assigned.set(assigned as i64);
+        self.partitions_restoring.set(restoring as i64);
+    }
+
+    /// A partition's restore started (Unix seconds) with `target` items to apply.
+    pub fn restore_started(&self, partition: i32, unix_seconds: i64) {
+        let p = partition.to_string();
+        self.restore_started
+            .with_label_values(&[&p])
+            .set(unix_seconds);
+    }
+
+    /// Progress of a partition's restore.
+    pub fn restore_progress(&self, partition: i32, done: u64, target: u64) {
+        let p = partition.to_string();
+        self.restore_items.with_label_values(&[&p]).set(done as i64);
+        self.restore_items_target
+            .with_label_values(&[&p])
+            .set(target as i64);
+    }
+
+    /// A partition's restore ended (done or revoked): its progress series go away.
+    pub fn restore_ended(&self, partition: i32) {
+        let p = partition.to_string();
+        let _ = self.restore_started.remove_label_values(&[&p]);
+        let _ = self.restore_items.remove_label_values(&[&p]);
+        let _ = self.restore_items_target.remove_label_values(&[&p]);
+    }
+
+    /// Customers loaded from a checkpoint.
+    pub fn checkpoint_customers_restored(&self, n: u64) {
+        self.restore_checkpoint_customers.inc_by(n);
+    }
+
+    /// A restore fell back to the full changelog; `reason` is a fixed word.
+    pub fn checkpoint_fallback(&self, reason: &str) {
+        self.checkpoint_fallbacks.with_label_values(&[reason]).inc();
+    }
+
+    /// A checkpoint of `partition` was written.
+    pub fn checkpoint_written(&self, partition: i32, unix_seconds: i64, bytes: u64, seconds: f64) {
+        let p = partition.to_string();
+        self.checkpoint_written
+            .with_label_values(&[&p])
+            .set(unix_seconds);
+        self.checkpoint_bytes
+            .with_label_values(&[&p])
+            .set(bytes as i64);
+        self.checkpoint_write_seconds.observe(seconds);
+    }
+
+    /// A checkpoint could not be written.
+    pub fn checkpoint_write_failed(&self) {
+        self.checkpoint_write_failures.inc();
+    }
+
+    /// An assignment change: `assigned`, `revoked` or `lost`.
+    pub fn rebalance(&self, kind: &str) {
+        self.rebalances.with_label_values(&[kind]).inc();
     }
 
     /// Observes one partition restore: its duration and the changelog records read.
@@ -818,6 +997,11 @@ mod tests {
         m.set_consumer_lag("events", 0, 1);
         m.reload(true);
         m.producer_recreated("fenced");
+        m.restore_started(0, 1);
+        m.restore_progress(0, 1, 2);
+        m.checkpoint_fallback("missing");
+        m.checkpoint_written(0, 1, 100, 0.01);
+        m.rebalance("assigned");
         let families = m.registry.gather();
         let mut gathered: Vec<(String, Vec<String>)> = families
             .iter()

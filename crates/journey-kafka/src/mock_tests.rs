@@ -422,7 +422,7 @@ async fn an_aborted_transaction_is_recovered_in_place() {
     // An abortable error keeps the producer; only aborts that keep coming back (the mock
     // sometimes refuses the producer's sequence numbers after the injected failure) rebuild it.
     assert!(
-        recreated == 0.0 || aborts >= f64::from(super::worker::ABORTS_BEFORE_REBUILD),
+        recreated == 0.0 || aborts >= f64::from(crate::recovery::ABORTS_BEFORE_REBUILD),
         "the producer was rebuilt after only {aborts} aborts"
     );
     assert!(

@@ -1,15 +1,18 @@
-//! Restoring partitions' customer state from the compacted changelog.
+//! Replaying changelog partitions into restoring partitions' engines, a bounded batch at a time
+//! (Kafka Streams' restore consumer).
 //!
-//! When this instance is assigned input partition `p`, the customers of `p` are rebuilt by
-//! reading changelog partition `p` from the beginning up to its end with a separate consumer
-//! that belongs to no group (so reading never disturbs the group's assignment or offsets).
-//! `read_committed` makes aborted transactions invisible, so the restored state is exactly the
-//! state as of the last committed transaction, which is also where the group's committed
-//! offsets point: state and input position agree. The end is detected either by the
-//! end-of-partition signal or by the position reaching the end offset read before starting;
-//! comparing positions rather than the last record's offset matters because transaction
-//! markers take offsets and are never delivered as records. Timers are rebuilt by the engine
-//! when customers are imported.
+//! One consumer per session reads every changelog partition being replayed. It belongs to no
+//! group (so reading never disturbs the group's assignment or offsets) and reads
+//! `read_committed`, so aborted transactions are invisible: the restored state is exactly the
+//! state as of the last committed transaction, which is also where the group's committed offsets
+//! point. The poll loop calls [`Restorer::step`] once per turn with a budget, between two polls
+//! of the group consumer, so a restore of any length never keeps the group consumer from
+//! polling (the membership is kept, the other partitions keep processing).
+//!
+//! The end of a partition is the end offset read when its replay starts (for a `read_committed`
+//! consumer librdkafka reports the last stable offset). It is reached when a record at
+//! `end - 1` arrives, when the end-of-partition signal comes, or when the position passes it:
+//! the last offsets may be transaction markers, which are never delivered as records.
 
 use crate::clients::client_config;
 use journey_engine::Engine;
@@ -36,18 +39,7 @@ impl ClientContext for RestoreContext {
 
 impl ConsumerContext for RestoreContext {}
 
-/// How one partition's restore went.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestoreStats {
-    /// Changelog records applied (values and tombstones).
-    pub records: u64,
-    /// Records that could not be decoded and were skipped.
-    pub undecodable: u64,
-    /// Wall-clock time until the partition was caught up.
-    pub seconds: f64,
-}
-
-/// Why a restore stopped.
+/// Why a restore could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("changelog restore interrupted by shutdown")]
@@ -60,117 +52,187 @@ pub enum RestoreError {
     },
 }
 
-/// Restores `partitions` of the changelog `topic` into `engines` (one fresh engine per
-/// partition, already present in the map). Blocks until every partition is caught up.
-pub fn restore_partitions(
-    props: &[(String, String)],
-    topic: &str,
-    partitions: &[i32],
-    engines: &mut BTreeMap<i32, Engine>,
-    cancel: &CancellationToken,
-) -> Result<BTreeMap<i32, RestoreStats>, RestoreError> {
-    let kafka = |source| RestoreError::Kafka {
-        topic: topic.to_owned(),
-        source,
-    };
-    let started = Instant::now();
-    let consumer: BaseConsumer<RestoreContext> = client_config(props)
-        .create_with_context(RestoreContext)
-        .map_err(kafka)?;
-    let mut stats: BTreeMap<i32, RestoreStats> = BTreeMap::new();
-    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for &p in partitions {
-        let (low, high) = watermarks(&consumer, topic, p, cancel).map_err(|e| match e {
-            None => RestoreError::Cancelled,
-            Some(e) => kafka(e),
-        })?;
-        stats.insert(
-            p,
-            RestoreStats {
-                records: 0,
-                undecodable: 0,
-                seconds: 0.0,
-            },
-        );
-        if high > low {
-            ends.insert(p, high);
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .map_err(kafka)?;
+/// What one [`Restorer::step`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Step {
+    /// Records applied, per partition.
+    pub applied: BTreeMap<i32, u64>,
+    /// Records that could not be applied (undecodable state), per partition.
+    pub undecodable: BTreeMap<i32, u64>,
+    /// Partitions that reached their end offset in this step.
+    pub finished: Vec<i32>,
+}
+
+/// The changelog replays in progress.
+pub struct Restorer {
+    consumer: BaseConsumer<RestoreContext>,
+    topic: String,
+    /// Partitions being replayed, with the end offset to reach.
+    ends: BTreeMap<i32, i64>,
+}
+
+impl Restorer {
+    /// A restore consumer on changelog `topic` with properties `props`
+    /// ([`crate::clients::restore_properties`]).
+    pub fn new(props: &[(String, String)], topic: &str) -> Result<Restorer, RestoreError> {
+        let consumer = client_config(props)
+            .create_with_context(RestoreContext)
+            .map_err(|source| RestoreError::Kafka {
+                topic: topic.to_owned(),
+                source,
+            })?;
+        Ok(Restorer {
+            consumer,
+            topic: topic.to_owned(),
+            ends: BTreeMap::new(),
+        })
+    }
+
+    fn kafka(&self, source: KafkaError) -> RestoreError {
+        RestoreError::Kafka {
+            topic: self.topic.clone(),
+            source,
         }
     }
-    if tpl.count() > 0 {
-        consumer.assign(&tpl).map_err(kafka)?;
-    }
-    let mut last_progress = Instant::now();
-    while !ends.is_empty() {
-        if cancel.is_cancelled() {
-            return Err(RestoreError::Cancelled);
+
+    /// The changelog partition's low and end offsets, retrying while the broker is unreachable.
+    pub fn watermarks(
+        &self,
+        partition: i32,
+        cancel: &CancellationToken,
+    ) -> Result<(i64, i64), RestoreError> {
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, Duration::from_secs(10))
+            {
+                Ok(w) => return Ok(w),
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(topic = %self.topic, partition, error = %e, attempt, "reading changelog end offset, retrying");
+                    if cancel.is_cancelled() {
+                        return Err(RestoreError::Cancelled);
+                    }
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                }
+                Err(e) => return Err(self.kafka(e)),
+            }
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(msg)) => {
-                let p = msg.partition();
-                if let (Some(engine), Some(s)) = (engines.get_mut(&p), stats.get_mut(&p)) {
-                    s.records += 1;
-                    if !apply(engine, msg.key(), msg.payload()) {
-                        s.undecodable += 1;
+    }
+
+    /// Starts replaying `partition` from offset `from` up to `end` (exclusive). Nothing to do
+    /// (and `false`) when `from >= end`.
+    pub fn start(&mut self, partition: i32, from: i64, end: i64) -> Result<bool, RestoreError> {
+        self.stop(partition);
+        if from >= end {
+            return Ok(false);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(from))
+            .map_err(|e| self.kafka(e))?;
+        self.consumer
+            .incremental_assign(&tpl)
+            .map_err(|e| self.kafka(e))?;
+        self.ends.insert(partition, end);
+        Ok(true)
+    }
+
+    /// Stops replaying `partition` (revoked, or restarted).
+    pub fn stop(&mut self, partition: i32) {
+        if self.ends.remove(&partition).is_none() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition);
+        if let Err(e) = self.consumer.incremental_unassign(&tpl) {
+            tracing::warn!(partition, error = %e, "stopping a changelog replay");
+        }
+    }
+
+    /// Whether `partition` is being replayed.
+    pub fn is_replaying(&self, partition: i32) -> bool {
+        self.ends.contains_key(&partition)
+    }
+
+    /// Whether any partition is being replayed.
+    pub fn is_busy(&self) -> bool {
+        !self.ends.is_empty()
+    }
+
+    /// Hands up to `budget` changelog records (or until `deadline`) of the partitions being
+    /// replayed to `apply(partition, key, value)`, which answers whether the record could be
+    /// applied (`None`: no such partition any more). Waits at most `wait` for the first record.
+    pub fn step(
+        &mut self,
+        budget: usize,
+        wait: Duration,
+        deadline: Instant,
+        mut apply: impl FnMut(i32, Option<&[u8]>, Option<&[u8]>) -> Option<bool>,
+    ) -> Step {
+        let mut step = Step::default();
+        if self.ends.is_empty() {
+            return step;
+        }
+        let mut timeout = wait;
+        let mut n = 0usize;
+        while n < budget && !self.ends.is_empty() {
+            if n % 256 == 255 && Instant::now() >= deadline {
+                break;
+            }
+            match self.consumer.poll(timeout) {
+                Some(Ok(msg)) => {
+                    n += 1;
+                    let p = msg.partition();
+                    let Some(end) = self.ends.get(&p).copied() else {
+                        continue;
+                    };
+                    if let Some(ok) = apply(p, msg.key(), msg.payload()) {
+                        *step.applied.entry(p).or_default() += 1;
+                        if !ok {
+                            *step.undecodable.entry(p).or_default() += 1;
+                        }
+                    }
+                    if msg.offset() + 1 >= end {
+                        self.finish(p, &mut step);
                     }
                 }
-                if ends.get(&p).is_some_and(|end| msg.offset() + 1 >= *end) {
-                    finish(&mut ends, &mut stats, p, started);
+                Some(Err(KafkaError::PartitionEOF(p))) => self.finish(p, &mut step),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "changelog restore consumer");
+                    break;
                 }
+                None => break,
             }
-            Some(Err(KafkaError::PartitionEOF(p))) => finish(&mut ends, &mut stats, p, started),
-            Some(Err(e)) => tracing::warn!(error = %e, "changelog restore consumer"),
-            None => {}
+            timeout = Duration::ZERO;
         }
         // The last records of a partition may be transaction markers: no record arrives for
         // them, but the position moves past them.
-        if let Ok(positions) = consumer.position() {
+        if let Ok(positions) = self.consumer.position() {
             for e in positions.elements() {
-                if let (Offset::Offset(pos), Some(end)) = (e.offset(), ends.get(&e.partition())) {
+                if let (Offset::Offset(pos), Some(end)) =
+                    (e.offset(), self.ends.get(&e.partition()))
+                {
                     if pos >= *end {
-                        finish(&mut ends, &mut stats, e.partition(), started);
+                        self.finish(e.partition(), &mut step);
                     }
                 }
             }
         }
-        if last_progress.elapsed() > Duration::from_secs(10) {
-            last_progress = Instant::now();
-            tracing::info!(remaining = ?ends.keys().collect::<Vec<_>>(), "changelog restore in progress");
-        }
+        step
     }
-    for (p, s) in &mut stats {
-        if s.seconds == 0.0 {
-            s.seconds = started.elapsed().as_secs_f64();
-        }
-        if s.undecodable > 0 {
-            tracing::error!(
-                partition = p,
-                undecodable = s.undecodable,
-                "changelog records could not be decoded; those customers start empty"
-            );
-        }
-    }
-    Ok(stats)
-}
 
-fn finish(
-    ends: &mut BTreeMap<i32, i64>,
-    stats: &mut BTreeMap<i32, RestoreStats>,
-    p: i32,
-    started: Instant,
-) {
-    if ends.remove(&p).is_some() {
-        if let Some(s) = stats.get_mut(&p) {
-            s.seconds = started.elapsed().as_secs_f64();
+    fn finish(&mut self, partition: i32, step: &mut Step) {
+        if self.ends.contains_key(&partition) {
+            self.stop(partition);
+            step.finished.push(partition);
         }
     }
 }
 
 /// Applies one changelog record: a value imports the customer, a tombstone removes it.
 /// Returns false when the record could not be applied.
-pub fn apply(engine: &mut Engine, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
+pub fn apply_record(engine: &mut Engine, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
     let Some(customer) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
         return false;
     };
@@ -178,7 +240,7 @@ pub fn apply(engine: &mut Engine, key: Option<&[u8]>, value: Option<&[u8]>) -> b
         Some(bytes) => match engine.import_customer(customer, bytes) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(customer, error = %e, "changelog record skipped");
+                tracing::warn!(error = %e, "changelog record skipped");
                 // The customer must not keep an older state that a later record replaced.
                 engine.remove_customer(customer);
                 false
@@ -187,31 +249,6 @@ pub fn apply(engine: &mut Engine, key: Option<&[u8]>, value: Option<&[u8]>) -> b
         None => {
             engine.remove_customer(customer);
             true
-        }
-    }
-}
-
-/// Reads a partition's watermarks, retrying while the broker is unreachable. `Err(None)`
-/// means cancelled.
-fn watermarks(
-    consumer: &BaseConsumer<RestoreContext>,
-    topic: &str,
-    partition: i32,
-    cancel: &CancellationToken,
-) -> Result<(i64, i64), Option<KafkaError>> {
-    let mut attempt = 0u32;
-    loop {
-        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-            Ok(w) => return Ok(w),
-            Err(e) if attempt < 5 => {
-                attempt += 1;
-                tracing::warn!(topic, partition, error = %e, attempt, "reading changelog end offset, retrying");
-                if cancel.is_cancelled() {
-                    return Err(None);
-                }
-                std::thread::sleep(Duration::from_millis(200 << attempt));
-            }
-            Err(e) => return Err(Some(e)),
         }
     }
 }

@@ -1,30 +1,25 @@
-//! The open transaction and the consumer context that commits it on revocation.
+//! The transaction and producer lifecycle (Kafka Streams' `StreamsProducer`): creating the
+//! transactional producer, beginning, producing into, committing and aborting the one open
+//! transaction, with typed failures.
 //!
 //! One transaction spans every partition of the instance: the outputs of the records processed
 //! (and timers fired) since the last commit, the changelog entries of the customers they
 //! changed (written once per customer, at commit, see [`Txn::commit`]), plus the consumer
-//! offsets of those records, commit together. Why the transaction lives inside the consumer
-//! context: librdkafka calls the rebalance callback from inside `poll`, and when partitions are
-//! revoked the open transaction must be committed *before* they are handed over (the next owner
-//! restores from the changelog and resumes from the committed offsets; anything still open
-//! would be lost or fenced). The callback only has the context, so the transaction is reachable
-//! from there. The callback runs on the worker thread, inside `poll`, so the mutex is never
-//! contended; the worker never holds it across `poll`.
+//! offsets of those records, commit together. The consumer context ([`crate::context`]) owns
+//! the transaction because the rebalance callback must commit it before partitions are handed
+//! over.
 
-use crate::http::Health;
+use crate::clients::{client_config, producer_properties};
 use crate::metrics::Metrics;
-use crate::offsets::{OffsetBook, TopicPartition};
+use crate::offsets::OffsetBook;
 use crate::records::{changelog_record, DeadLetter, OutRecord};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
-};
+use journey_spec::KafkaConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::statistics::Statistics;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The transactional producer (its own thread serves delivery reports).
@@ -46,23 +41,87 @@ const DRAIN_STEP: Duration = Duration::from_micros(250);
 /// Retries of a retriable commit failure (e.g. a coordinator moving) before aborting.
 const COMMIT_RETRIES: u32 = 5;
 
+/// Why a transaction was aborted (the producer stays usable). Also the `reason` label of
+/// `journeyd_transaction_aborts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AbortReason {
+    /// The assignment was lost (session timeout): committing would be fenced.
+    AssignmentLost,
+    /// A record could not be handed to the producer.
+    Produce,
+    /// The changed customers' state could not be read for the changelog.
+    Changelog,
+    /// `send_offsets_to_transaction` failed.
+    SendOffsets,
+    /// `commit_transaction` failed.
+    Commit,
+    /// The consumer had no group metadata to commit offsets with.
+    NoGroupMetadata,
+    /// The engine failed on a record or while firing timers.
+    EngineFailure,
+    /// The service stops after a failure.
+    Shutdown,
+    /// A record fetched for a partition still restoring could not be sent back.
+    Rewind,
+}
+
+impl AbortReason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            AbortReason::AssignmentLost => "assignment_lost",
+            AbortReason::Produce => "produce",
+            AbortReason::Changelog => "changelog",
+            AbortReason::SendOffsets => "send_offsets",
+            AbortReason::Commit => "commit",
+            AbortReason::NoGroupMetadata => "no_group_metadata",
+            AbortReason::EngineFailure => "engine_failure",
+            AbortReason::Shutdown => "shutdown",
+            AbortReason::Rewind => "rewind",
+        }
+    }
+}
+
+/// Why the producer became unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FatalKind {
+    /// A newer producer with the same `transactional.id` fenced this one (or its epoch is no
+    /// longer accepted).
+    Fenced,
+    /// Any other fatal producer error (including a failed abort or begin).
+    Other,
+}
+
 /// Why the transaction could not be committed. Either way the engines hold state that never
-/// reached Kafka, so the owned partitions must be restored from the changelog and the consumer
-/// rewound to the committed offsets before processing continues.
+/// reached Kafka, so the owned partitions must be restored and the consumer rewound to the
+/// committed offsets before processing continues (see [`crate::recovery`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnFailure {
     /// The transaction was aborted; the producer is still usable.
-    Aborted(String),
-    /// The producer is unusable (fenced by a newer instance with the same `transactional.id`,
-    /// or another fatal error): it must be recreated.
-    Fatal(String),
+    Aborted { reason: AbortReason, detail: String },
+    /// The producer is unusable and must be recreated.
+    Fatal { kind: FatalKind, detail: String },
 }
 
 impl TxnFailure {
-    /// Short label for logs and metrics.
-    pub fn reason(&self) -> &str {
+    /// What happened, for logs.
+    pub fn detail(&self) -> &str {
         match self {
-            TxnFailure::Aborted(r) | TxnFailure::Fatal(r) => r,
+            TxnFailure::Aborted { detail, .. } | TxnFailure::Fatal { detail, .. } => detail,
+        }
+    }
+
+    pub(crate) fn aborted(reason: AbortReason, detail: impl Into<String>) -> Self {
+        TxnFailure::Aborted {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn fatal(kind: FatalKind, detail: impl Into<String>) -> Self {
+        TxnFailure::Fatal {
+            kind,
+            detail: detail.into(),
         }
     }
 }
@@ -72,21 +131,60 @@ impl TxnFailure {
 pub enum ErrorClass {
     Retry,
     Abort,
-    Fatal,
+    Fatal(FatalKind),
 }
 
-/// Classifies a transactional error the way librdkafka asks callers to (never `expect()`).
+/// Classifies a transactional error the way librdkafka asks callers to (never `expect()`), by
+/// its flags and error code.
 pub fn classify(err: &KafkaError) -> ErrorClass {
+    let fenced = matches!(
+        err.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Fenced)
+            | Some(RDKafkaErrorCode::ProducerFenced)
+            | Some(RDKafkaErrorCode::InvalidProducerEpoch)
+    );
     match err {
-        KafkaError::Transaction(e) if e.is_fatal() => ErrorClass::Fatal,
+        KafkaError::Transaction(e) if e.is_fatal() => ErrorClass::Fatal(if fenced {
+            FatalKind::Fenced
+        } else {
+            FatalKind::Other
+        }),
         KafkaError::Transaction(e) if e.txn_requires_abort() => ErrorClass::Abort,
         KafkaError::Transaction(e) if e.is_retriable() => ErrorClass::Retry,
-        _ if err.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced)
-            || err.rdkafka_error_code() == Some(RDKafkaErrorCode::ProducerFenced) =>
-        {
-            ErrorClass::Fatal
-        }
+        _ if fenced => ErrorClass::Fatal(FatalKind::Fenced),
         _ => ErrorClass::Abort,
+    }
+}
+
+/// Why the transactional producer could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("creating the producer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("init transactions: {0}")]
+    Init(#[source] KafkaError),
+}
+
+/// Creates the transactional producer and fences older producers with the same id (which also
+/// aborts a transaction a previous incarnation left open).
+pub fn create_producer(
+    kafka: &KafkaConfig,
+    transactional_id: &str,
+) -> Result<TxnProducer, ProducerError> {
+    let producer: TxnProducer = client_config(&producer_properties(kafka, transactional_id))
+        .create()
+        .map_err(ProducerError::Create)?;
+    let mut attempt = 0u32;
+    loop {
+        match producer.init_transactions(Duration::from_secs(30)) {
+            Ok(()) => return Ok(producer),
+            Err(e) if classify(&e) == ErrorClass::Retry && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "init transactions failed, retrying");
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+            }
+            Err(e) => return Err(ProducerError::Init(e)),
+        }
     }
 }
 
@@ -162,7 +260,10 @@ impl Txn {
                 Ok(())
             }
             // Beginning is local to the producer: failing means its state is unusable.
-            Err(e) => Err(TxnFailure::Fatal(format!("begin transaction: {e}"))),
+            Err(e) => Err(TxnFailure::fatal(
+                FatalKind::Other,
+                format!("begin transaction: {e}"),
+            )),
         }
     }
 
@@ -207,8 +308,10 @@ impl Txn {
         if let Some(payload) = payload {
             base = base.payload(payload);
         }
-        self.send(base)
-            .map_err(|e| TxnFailure::Aborted(format!("produce to {topic}: {e}")))
+        self.send(base).map_err(|e| match classify(&e) {
+            ErrorClass::Fatal(kind) => TxnFailure::fatal(kind, format!("produce to {topic}: {e}")),
+            _ => TxnFailure::aborted(AbortReason::Produce, format!("produce to {topic}: {e}")),
+        })
     }
 
     /// Notes that these customers of input `partition` changed state inside the open
@@ -243,8 +346,9 @@ impl Txn {
         let topic = self.state_topic.clone();
         for (partition, customers) in changed {
             for customer in customers {
-                let state = export(partition, &customer)
-                    .map_err(|e| TxnFailure::Aborted(format!("produce changelog: {e}")))?;
+                let state = export(partition, &customer).map_err(|e| {
+                    TxnFailure::aborted(AbortReason::Changelog, format!("changelog: {e}"))
+                })?;
                 let record = changelog_record(&topic, partition, &customer, state);
                 self.produce(&record)?;
             }
@@ -273,8 +377,12 @@ impl Txn {
         }
         match self.send(base) {
             Ok(()) => Ok(()),
-            Err(e) if classify(&e) == ErrorClass::Fatal => {
-                Err(TxnFailure::Fatal(format!("produce dead letter: {e}")))
+            Err(e) if matches!(classify(&e), ErrorClass::Fatal(_)) => {
+                let kind = match classify(&e) {
+                    ErrorClass::Fatal(kind) => kind,
+                    _ => FatalKind::Other,
+                };
+                Err(TxnFailure::fatal(kind, format!("produce dead letter: {e}")))
             }
             Err(e) => {
                 tracing::error!(topic = %dl.topic, error = %e, "dead-letter record refused by the producer; skipped");
@@ -324,7 +432,9 @@ impl Txn {
         let state_entries = self.pending_state();
         match self.write_changelog(export) {
             Ok(()) => {}
-            Err(TxnFailure::Aborted(reason)) => return Err(self.abort(&reason, metrics)),
+            Err(TxnFailure::Aborted { reason, detail }) => {
+                return Err(self.abort(reason, &detail, metrics))
+            }
             Err(fatal) => {
                 metrics.transaction_aborted("fatal");
                 self.book.abort();
@@ -337,15 +447,17 @@ impl Txn {
         let offsets = self.book.commit_list();
         if offsets.count() > 0 {
             let Some(group) = group else {
-                return Err(self.abort("no_group_metadata", metrics));
+                return Err(self.abort(AbortReason::NoGroupMetadata, "no group metadata", metrics));
             };
-            self.retrying("send offsets", metrics, |p| {
+            self.retrying(AbortReason::SendOffsets, metrics, |p| {
                 p.send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
             })?;
         }
         let offsets_sent = started.elapsed();
         self.drain(TXN_TIMEOUT);
-        self.retrying("commit", metrics, |p| p.commit_transaction(TXN_TIMEOUT))?;
+        self.retrying(AbortReason::Commit, metrics, |p| {
+            p.commit_transaction(TXN_TIMEOUT)
+        })?;
         let seconds = started.elapsed().as_secs_f64();
         metrics.observe_commit(seconds);
         let now_ms = chrono::Utc::now().timestamp_millis();
@@ -393,7 +505,7 @@ impl Txn {
     /// abortable ones.
     fn retrying(
         &mut self,
-        what: &str,
+        what: AbortReason,
         metrics: &Metrics,
         mut call: impl FnMut(&TxnProducer) -> Result<(), KafkaError>,
     ) -> Result<(), TxnFailure> {
@@ -404,18 +516,19 @@ impl Txn {
                 Err(e) => match classify(&e) {
                     ErrorClass::Retry if attempt < COMMIT_RETRIES => {
                         attempt += 1;
-                        tracing::warn!(error = %e, attempt, "{what} failed, retrying");
+                        tracing::warn!(error = %e, attempt, "{} failed, retrying", what.label());
                         std::thread::sleep(Duration::from_millis(100 << attempt));
                     }
-                    ErrorClass::Fatal => {
+                    ErrorClass::Fatal(kind) => {
                         metrics.transaction_aborted("fatal");
                         self.book.abort();
                         self.reset();
-                        return Err(TxnFailure::Fatal(format!("{what}: {e}")));
+                        return Err(TxnFailure::fatal(kind, format!("{}: {e}", what.label())));
                     }
                     _ => {
-                        tracing::warn!(error = %e, "{what} failed, aborting the transaction");
-                        return Err(self.abort(&format!("{what}: {e}"), metrics));
+                        tracing::warn!(error = %e, "{} failed, aborting the transaction", what.label());
+                        let detail = format!("{}: {e}", what.label());
+                        return Err(self.abort(what, &detail, metrics));
                     }
                 },
             }
@@ -423,8 +536,8 @@ impl Txn {
     }
 
     /// Aborts the open transaction (its outputs are discarded by read_committed readers).
-    pub fn abort(&mut self, reason: &str, metrics: &Metrics) -> TxnFailure {
-        metrics.transaction_aborted(abort_label(reason));
+    pub fn abort(&mut self, reason: AbortReason, detail: &str, metrics: &Metrics) -> TxnFailure {
+        metrics.transaction_aborted(reason.label());
         self.book.abort();
         let result = if self.open {
             self.producer.abort_transaction(TXN_TIMEOUT)
@@ -433,8 +546,14 @@ impl Txn {
         };
         self.reset();
         match result {
-            Ok(()) => TxnFailure::Aborted(reason.to_owned()),
-            Err(e) => TxnFailure::Fatal(format!("abort after {reason}: {e}")),
+            Ok(()) => TxnFailure::aborted(reason, detail),
+            Err(e) => {
+                let kind = match classify(&e) {
+                    ErrorClass::Fatal(kind) => kind,
+                    _ => FatalKind::Other,
+                };
+                TxnFailure::fatal(kind, format!("abort after {detail}: {e}"))
+            }
         }
     }
 
@@ -454,44 +573,6 @@ impl Txn {
     }
 }
 
-/// A low-cardinality label for an abort reason.
-fn abort_label(reason: &str) -> &'static str {
-    if reason.starts_with("assignment_lost") {
-        "assignment_lost"
-    } else if reason.starts_with("produce") {
-        "produce"
-    } else if reason.starts_with("send offsets") {
-        "send_offsets"
-    } else if reason.starts_with("commit") {
-        "commit"
-    } else if reason.starts_with("no_group_metadata") {
-        "no_group_metadata"
-    } else {
-        "other"
-    }
-}
-
-/// A change of the consumer's assignment, recorded by the rebalance callback and acted upon by
-/// the worker once `poll` returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RebalanceEvent {
-    Assigned(Vec<TopicPartition>),
-    Revoked(Vec<TopicPartition>),
-}
-
-/// The group consumer's context: rebalance callbacks, statistics (lag, broker reachability),
-/// errors.
-pub struct RuntimeContext {
-    txn: Mutex<Option<Txn>>,
-    /// Reads the engines' state for the changelog entries written at commit.
-    export: SharedExport,
-    events: Mutex<Vec<RebalanceEvent>>,
-    failure: Mutex<Option<TxnFailure>>,
-    owned: Mutex<BTreeSet<TopicPartition>>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-}
-
 /// Locks a mutex, going on with the data of a poisoned one.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data half-updated in a way
@@ -499,177 +580,24 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl RuntimeContext {
-    /// A context without a producer yet; `export` reads the engines' state (see
-    /// [`Txn::commit`]).
-    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>, export: SharedExport) -> Self {
-        RuntimeContext {
-            txn: Mutex::new(None),
-            export,
-            events: Mutex::new(Vec::new()),
-            failure: Mutex::new(None),
-            owned: Mutex::new(BTreeSet::new()),
-            metrics,
-            health,
-        }
-    }
-
-    /// The transaction (never hold this guard across `poll`).
-    pub fn txn(&self) -> MutexGuard<'_, Option<Txn>> {
-        lock(&self.txn)
-    }
-
-    /// Commits the open transaction (see [`Txn::commit`]), reading the changed customers'
-    /// state from the engines.
-    pub fn commit(
-        &self,
-        txn: &mut Txn,
-        group: Option<&ConsumerGroupMetadata>,
-    ) -> Result<bool, TxnFailure> {
-        txn.commit(group, &self.metrics, &mut |p, c| (self.export)(p, c))
-    }
-
-    /// Assignment changes recorded since the last call.
-    pub fn take_events(&self) -> Vec<RebalanceEvent> {
-        std::mem::take(&mut *lock(&self.events))
-    }
-
-    /// A transaction failure that happened inside a callback, if any.
-    pub fn take_failure(&self) -> Option<TxnFailure> {
-        lock(&self.failure).take()
-    }
-
-    /// Records a failure to be handled by the worker.
-    pub fn set_failure(&self, failure: TxnFailure) {
-        let mut slot = lock(&self.failure);
-        // A fatal failure wins over an abort: it needs the stronger recovery.
-        if !matches!(*slot, Some(TxnFailure::Fatal(_))) {
-            *slot = Some(failure);
-        }
-    }
-
-    fn revoke(&self, base_consumer: &BaseConsumer<Self>, partitions: Vec<TopicPartition>) {
-        let lost = base_consumer.assignment_lost();
-        let mut guard = self.txn();
-        if let Some(txn) = guard.as_mut() {
-            if txn.is_open() {
-                let result = if lost {
-                    // The partitions may already belong to another member: committing their
-                    // offsets would be fenced. Abort; the remaining partitions recover.
-                    Err(txn.abort("assignment_lost", &self.metrics))
-                } else {
-                    let group = base_consumer.group_metadata();
-                    self.commit(txn, group.as_ref())
-                };
-                match result {
-                    Ok(_) => tracing::debug!("committed transaction before revocation"),
-                    Err(failure) => {
-                        tracing::warn!(
-                            reason = failure.reason(),
-                            "transaction not committed before revocation"
-                        );
-                        self.set_failure(failure);
-                    }
-                }
-            }
-            for (topic, partition) in &partitions {
-                txn.book.revoke(topic, *partition);
-            }
-        }
-        drop(guard);
-        let mut owned = lock(&self.owned);
-        for tp in &partitions {
-            owned.remove(tp);
-        }
-        drop(owned);
-        lock(&self.events).push(RebalanceEvent::Revoked(partitions));
-    }
-}
-
-fn partitions_of(tpl: &rdkafka::TopicPartitionList) -> Vec<TopicPartition> {
-    tpl.elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
-        .collect()
-}
-
-impl ClientContext for RuntimeContext {
-    fn stats(&self, statistics: Statistics) {
-        let owned = lock(&self.owned).clone();
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                if p.consumer_lag >= 0 && owned.contains(&(topic.clone(), *partition)) {
-                    self.metrics
-                        .set_consumer_lag(topic, *partition, p.consumer_lag);
-                }
-            }
-        }
-        // Bootstrap entries and the internal broker appear too; any broker UP means reachable.
-        let up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        self.health.set_broker_reachable(up);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.health.set_broker_reachable(false);
-        }
-        tracing::error!(error = %error, "kafka client error: {reason}");
-    }
-}
-
-impl ConsumerContext for RuntimeContext {
-    fn pre_rebalance(&self, base_consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => {
-                let partitions = partitions_of(tpl);
-                tracing::info!(?partitions, "partitions revoked");
-                self.revoke(base_consumer, partitions);
-            }
-            Rebalance::Assign(_) => {}
-            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn post_rebalance(&self, _base_consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            // Even an empty assignment means the group was joined (more instances than
-            // partitions): this instance is ready with nothing to do.
-            self.health.set_group_joined(true);
-            let partitions = partitions_of(tpl);
-            if partitions.is_empty() {
-                return;
-            }
-            tracing::info!(?partitions, "partitions assigned");
-            lock(&self.owned).extend(partitions.iter().cloned());
-            lock(&self.events).push(RebalanceEvent::Assigned(partitions));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn abort_labels_are_low_cardinality() {
-        assert_eq!(
-            abort_label("produce to actions.email: queue full"),
-            "produce"
-        );
-        assert_eq!(abort_label("commit: timed out"), "commit");
-        assert_eq!(abort_label("assignment_lost"), "assignment_lost");
-        assert_eq!(abort_label("send offsets: coordinator"), "send_offsets");
-        assert_eq!(abort_label("anything else"), "other");
+    fn abort_labels_are_fixed_words() {
+        assert_eq!(AbortReason::AssignmentLost.label(), "assignment_lost");
+        assert_eq!(AbortReason::SendOffsets.label(), "send_offsets");
+        assert_eq!(AbortReason::EngineFailure.label(), "engine_failure");
     }
 
     #[test]
-    fn non_transactional_errors_abort() {
+    fn errors_are_classified_by_code_not_text() {
         let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         assert_eq!(classify(&e), ErrorClass::Abort);
         let e = KafkaError::MessageProduction(RDKafkaErrorCode::Fenced);
-        assert_eq!(classify(&e), ErrorClass::Fatal);
+        assert_eq!(classify(&e), ErrorClass::Fatal(FatalKind::Fenced));
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
+        assert_eq!(classify(&e), ErrorClass::Fatal(FatalKind::Fenced));
     }
 }

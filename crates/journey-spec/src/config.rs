@@ -19,7 +19,7 @@
 //! Other values are read as a plain YAML scalar (`true`, `100` and `null` are a boolean, a number
 //! and null; anything else is a string). A value written `[a, b]` is a YAML list, and
 //! `kafka.input_topics` also takes a comma-separated string (`JOURNEYD_KAFKA__INPUT_TOPICS=a,b`).
-//! `JOURNEYD_JOURNEYS_DIR` sets `journeys_dir`. Other variables that start with `JOURNEYD_` but
+//! `JOURNEYD_JOURNEYS_DIR` sets `journeys_dir` and `JOURNEYD_STATE_DIR` sets `state_dir`. Other variables that start with `JOURNEYD_` but
 //! contain no `__` are not overrides and are ignored, so the prefix can also name settings of
 //! the command line.
 //!
@@ -65,8 +65,9 @@ quiet_hours:
 "#;
 
 const PREFIX: &str = "JOURNEYD_";
-pub(crate) const TOP_KEYS: [&str; 9] = [
+pub(crate) const TOP_KEYS: [&str; 10] = [
     "journeys_dir",
+    "state_dir",
     "kafka",
     "metrics",
     "channels",
@@ -76,7 +77,7 @@ pub(crate) const TOP_KEYS: [&str; 9] = [
     "inspect",
     "log",
 ];
-pub(crate) const KAFKA_KEYS: [&str; 10] = [
+pub(crate) const KAFKA_KEYS: [&str; 12] = [
     "bootstrap_servers",
     "group_id",
     "input_topics",
@@ -87,6 +88,8 @@ pub(crate) const KAFKA_KEYS: [&str; 10] = [
     "commit_interval_ms",
     "max_event_bytes",
     "transactional_id",
+    "static_membership",
+    "group_instance_id",
 ];
 
 impl Config {
@@ -99,7 +102,7 @@ impl Config {
 }
 
 /// Parse + validate the configuration file; applies `JOURNEYD_*` environment overrides and
-/// resolves relative paths (`journeys_dir`) against the file's directory.
+/// resolves relative paths (`journeys_dir`, `state_dir`) against the file's directory.
 pub fn load_config(path: &FsPath) -> Result<Config, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         vec![Diagnostic::whole_file(
@@ -171,7 +174,7 @@ fn apply_override(cx: &mut Cx, root: &mut Node, name: &str, value: &str) {
             vec!["kafka".into(), "client".into(), key],
             Node::from_env(name, value, false),
         )
-    } else if rest.contains("__") || upper == "JOURNEYS_DIR" {
+    } else if rest.contains("__") || upper == "JOURNEYS_DIR" || upper == "STATE_DIR" {
         let path = rest.split("__").map(str::to_lowercase).collect();
         (path, env_value(name, value))
     } else {
@@ -252,14 +255,8 @@ fn mark_origin(node: &mut Node, var: &Rc<str>) {
 
 fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
     let f = cx.fields(root, "the configuration file", "configuration", &TOP_KEYS)?;
-    let journeys_dir = match f.get("journeys_dir") {
-        Some(n) => cx.nonempty_string(n, "journeys_dir").map(PathBuf::from),
-        None => Some(PathBuf::from("journeys")),
-    }
-    .map(|dir| match file.parent() {
-        Some(parent) if dir.is_relative() => join_lexically(parent, &dir),
-        _ => dir,
-    });
+    let journeys_dir = config_path(cx, &f, "journeys_dir", "journeys", file);
+    let state_dir = config_path(cx, &f, "state_dir", DEFAULT_STATE_DIR, file);
     let kafka = section(cx, &f, "kafka", kafka);
     let metrics = section(cx, &f, "metrics", metrics);
     let channels = f.require(cx, "channels").and_then(|n| channels(cx, n));
@@ -283,6 +280,7 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
     let log = section(cx, &f, "log", log);
     Some(Config {
         journeys_dir: journeys_dir?,
+        state_dir: state_dir?,
         kafka: kafka?,
         metrics: metrics?,
         channels: channels?,
@@ -291,6 +289,28 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         event_catalog: event_catalog?,
         inspect: inspect?,
         log: log?,
+    })
+}
+
+/// The default `state_dir`: a directory `state` beside the configuration file.
+pub const DEFAULT_STATE_DIR: &str = "state";
+
+/// A directory setting: the written path (or `default`), a relative one resolved against the
+/// configuration file's directory.
+fn config_path(
+    cx: &mut Cx,
+    f: &Fields,
+    key: &str,
+    default: &str,
+    file: &FsPath,
+) -> Option<PathBuf> {
+    match f.get(key) {
+        Some(n) => cx.nonempty_string(n, key).map(PathBuf::from),
+        None => Some(PathBuf::from(default)),
+    }
+    .map(|dir| match file.parent() {
+        Some(parent) if dir.is_relative() => join_lexically(parent, &dir),
+        _ => dir,
     })
 }
 
@@ -347,6 +367,26 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
         Some(n) => cx.nonempty_string(n, "transactional_id").map(Some),
         None => Some(None),
     };
+    let static_membership = match f.get("static_membership") {
+        Some(n) => cx.bool(n, "static_membership"),
+        None => Some(true),
+    };
+    let group_instance_id = match f.get("group_instance_id") {
+        Some(n) if n.is_null() => Some(None),
+        Some(n) => cx.nonempty_string(n, "group_instance_id").map(Some),
+        None => Some(None),
+    };
+    if let (Some(false), Some(Some(_)), Some(n)) = (
+        static_membership,
+        &group_instance_id,
+        f.get("group_instance_id"),
+    ) {
+        cx.err(
+            n,
+            "`group_instance_id` is set but `static_membership` is false: remove one of them",
+        );
+        return None;
+    }
     Some(KafkaConfig {
         bootstrap_servers: bootstrap_servers?,
         group_id: group_id?,
@@ -359,6 +399,8 @@ fn kafka(cx: &mut Cx, node: &Node) -> Option<KafkaConfig> {
         commit_interval_ms: commit_interval_ms?,
         max_event_bytes: max_event_bytes? as usize,
         transactional_id: transactional_id?,
+        static_membership: static_membership?,
+        group_instance_id: group_instance_id?,
     })
 }
 

@@ -25,6 +25,9 @@ fn errors(text: &str) -> Vec<String> {
 fn defaults() {
     let c = load(CHANNELS, &[]).unwrap();
     assert_eq!(c.journeys_dir, PathBuf::from("conf/journeys"));
+    assert_eq!(c.state_dir, PathBuf::from("conf/state"));
+    assert!(c.kafka.static_membership);
+    assert_eq!(c.kafka.group_instance_id, None);
     assert_eq!(c.kafka.bootstrap_servers, "127.0.0.1:9092");
     assert_eq!(c.kafka.group_id, "journeyd");
     assert_eq!(c.kafka.input_topics, ["events"]);
@@ -106,6 +109,57 @@ fn paths_resolve_against_the_file() {
     let text = format!("journeys_dir: /srv/journeys\n{CHANNELS}");
     let c = parse_config(&text, FsPath::new("deploy/journeyd.yaml"), &[]).unwrap();
     assert_eq!(c.journeys_dir, PathBuf::from("/srv/journeys"));
+    assert_eq!(c.state_dir, PathBuf::from("deploy/state"));
+    let text = format!("state_dir: ../var/state\n{CHANNELS}");
+    let c = parse_config(&text, FsPath::new("deploy/journeyd.yaml"), &[]).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("var/state"));
+    let text = format!("state_dir: /var/lib/journeyd\n{CHANNELS}");
+    let c = parse_config(&text, FsPath::new("deploy/journeyd.yaml"), &[]).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/journeyd"));
+}
+
+#[test]
+fn state_dir_and_static_membership() {
+    let text = format!(
+        "state_dir: \"\"\nkafka:\n  static_membership: maybe\n  group_instance_id: \"\"\n{CHANNELS}"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "conf/journeyd.yaml:1:12: `state_dir` must not be empty",
+            "conf/journeyd.yaml:3:22: `static_membership` must be true or false",
+            "conf/journeyd.yaml:4:22: `group_instance_id` must not be empty",
+        ]
+    );
+    let text =
+        format!("kafka:\n  static_membership: false\n  group_instance_id: journeyd-0\n{CHANNELS}");
+    assert_eq!(
+        errors(&text),
+        ["conf/journeyd.yaml:3:22: `group_instance_id` is set but `static_membership` is false: remove one of them"]
+    );
+    let text = format!("kafka:\n  static_membership: false\n{CHANNELS}");
+    let c = load(&text, &[]).unwrap();
+    assert!(!c.kafka.static_membership);
+    let text = format!("kafka:\n  group_instance_id: pod-1\n{CHANNELS}");
+    let c = load(&text, &[]).unwrap();
+    assert!(c.kafka.static_membership);
+    assert_eq!(c.kafka.group_instance_id.as_deref(), Some("pod-1"));
+    let c = load(
+        CHANNELS,
+        &[
+            ("JOURNEYD_STATE_DIR", "/data/state"),
+            ("JOURNEYD_KAFKA__GROUP_INSTANCE_ID", "journeyd-2"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/data/state"));
+    assert_eq!(c.kafka.group_instance_id.as_deref(), Some("journeyd-2"));
+    let c = load(CHANNELS, &[("JOURNEYD_KAFKA__STATIC_MEMBERSHIP", "false")]).unwrap();
+    assert!(!c.kafka.static_membership);
+    assert_eq!(
+        load(CHANNELS, &[("JOURNEYD_KAFKA__STATIC_MEMBERSHIP", "no")]).unwrap_err(),
+        ["conf/journeyd.yaml: `static_membership` must be true or false (from JOURNEYD_KAFKA__STATIC_MEMBERSHIP)"]
+    );
 }
 
 #[test]

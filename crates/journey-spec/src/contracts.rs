@@ -188,6 +188,7 @@ pub fn config_schema() -> Value {
         "required": ["channels"],
         "properties": {
             "journeys_dir": nonempty,
+            "state_dir": nonempty,
             "kafka": {
                 "type": ["object", "null"],
                 "additionalProperties": false,
@@ -238,7 +239,9 @@ pub fn config_schema() -> Value {
                     },
                     "commit_interval_ms": positive,
                     "max_event_bytes": positive,
-                    "transactional_id": { "type": ["string", "null"], "minLength": 1 }
+                    "transactional_id": { "type": ["string", "null"], "minLength": 1 },
+                    "static_membership": { "type": "boolean" },
+                    "group_instance_id": { "type": ["string", "null"], "minLength": 1 }
                 }
             },
             "metrics": {

@@ -369,6 +369,13 @@ pub struct KafkaConfig {
     /// The producer's `transactional.id`; default
     /// `<group_id>-<hostname>`, stable per instance (a StatefulSet pod name).
     pub transactional_id: Option<String>,
+    /// Addition to config.md: join the consumer group as a static member (librdkafka
+    /// `group.instance.id`), default true, so that a restarted instance takes its partitions
+    /// back at once instead of after a rebalance (docs/operations.md, "Recovery").
+    pub static_membership: bool,
+    /// Addition to config.md: the `group.instance.id` used when `static_membership` is on;
+    /// default the instance's `transactional.id`.
+    pub group_instance_id: Option<String>,
 }
 
 impl KafkaConfig {
@@ -462,6 +469,9 @@ pub struct Config {
     /// Absolute or relative to the working directory (relative paths in the file are resolved
     /// against the configuration file's directory when loading).
     pub journeys_dir: PathBuf,
+    /// Addition to config.md: the directory of local state checkpoints (one file per
+    /// partition); default `state` beside the configuration file, resolved like `journeys_dir`.
+    pub state_dir: PathBuf,
     pub kafka: KafkaConfig,
     pub metrics: MetricsConfig,
     /// In declaration order.

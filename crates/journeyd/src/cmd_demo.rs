@@ -22,8 +22,6 @@
 mod display;
 #[path = "demo/embedded.rs"]
 mod embedded;
-#[path = "demo/generator.rs"]
-mod generator;
 
 use anyhow::Context;
 use display::{FirstSteps, Summary};
@@ -201,7 +199,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             .set("log_level", "3")
             .create()
             .context("cannot create the demo's event producer")?;
-        let mut generator = generator::Generator::new(args.customers, args.seed);
+        let mut generator = journey_eventgen::Generator::new(args.customers, args.seed);
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
         let mut announced_ready = false;
         let mut failed = None;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod cmd_demo;
 mod cmd_graph;
+mod cmd_leave_group;
 mod cmd_report;
 mod cmd_run;
 mod cmd_schema;
@@ -44,6 +45,8 @@ enum Command {
     Report(cmd_report::Args),
     /// Run journey tests (`*.test.yaml`) through the engine with a virtual clock.
     Test(cmd_test::Args),
+    /// Hand a removed instance's partitions to the others at once (scale-in).
+    LeaveGroup(cmd_leave_group::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => cmd_graph::main(args),
         Command::Test(args) => cmd_test::main(args),
         Command::Report(args) => cmd_report::main(args),
+        Command::LeaveGroup(args) => cmd_leave_group::main(args),
     };
     match result {
         Ok(code) => code,

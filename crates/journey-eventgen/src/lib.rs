@@ -1,12 +1,13 @@
-//! The demo's event stream: realistic behaviour of a retailer's customers, deterministic for a
-//! seed.
+//! A seeded stream of realistic events: the behaviour of a retailer's customers, the same for a
+//! seed on every platform. `journeyd demo` shows it; the black-box tests and the end-to-end
+//! benchmark (through `journeyd-testkit`) produce it to a real broker.
 //!
 //! Each customer walks through a small story, one event at a time: a profile (addresses, tier,
 //! time zone), sometimes an SMS consent, browsing, a cart, often a purchase (the first one starts
 //! onboarding and removes them from retargeting audiences), sometimes a delayed shipment, clicks
 //! on messages, support tickets, and now and then 90 days of silence. The next customer to act
 //! is drawn at random, so stories interleave as they would on a real topic. Every few hundred
-//! events one malformed record is mixed in, to show dead-lettering.
+//! events one malformed record is mixed in, to show dead-lettering ([`Options::malformed_every`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -31,9 +32,17 @@ impl SplitMix {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+    /// Uniform in `lo..hi` (`hi` exclusive; `lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo))
+    }
     /// True with probability `percent`/100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
+    }
+    /// True with probability `p` (0.0 to 1.0).
+    pub fn probability(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
@@ -55,6 +64,7 @@ enum Stage {
 #[derive(Debug, Clone)]
 struct Customer {
     id: String,
+    number: usize,
     stage: Stage,
     orders: u32,
     has_phone: bool,
@@ -65,17 +75,41 @@ struct Customer {
 /// One record for the input topic: the key (customer id) and the payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
+    /// Position in the stream (1, 2, ...); the event id is `Options::event_prefix` + `seq`.
+    pub seq: u64,
     pub key: String,
     pub payload: Vec<u8>,
     /// The event type, or `None` for a deliberately malformed record.
     pub event_type: Option<String>,
 }
 
-/// The stream of demo events.
+/// How a [`Generator`] names things and how often it breaks the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Customer ids are this prefix and a number from 1 (default `c-`).
+    pub customer_prefix: String,
+    /// Event ids are this prefix and the record's `seq` (default `demo-`).
+    pub event_prefix: String,
+    /// Every `malformed_every`-th record is malformed; 0: never (default 250).
+    pub malformed_every: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            customer_prefix: "c-".to_string(),
+            event_prefix: "demo-".to_string(),
+            malformed_every: 250,
+        }
+    }
+}
+
+/// The stream of events.
 pub struct Generator {
     rng: SplitMix,
     customers: Vec<Customer>,
     sequence: u64,
+    options: Options,
 }
 
 const FIRST_NAMES: [&str; 10] = [
@@ -100,11 +134,18 @@ const PRODUCTS: [(&str, &str, f64); 8] = [
 ];
 
 impl Generator {
-    /// `customers` customers (`c-1` ... `c-N`), stories drawn from `seed`.
+    /// `customers` customers (`c-1` ... `c-N`), stories drawn from `seed`, the default
+    /// [`Options`].
     pub fn new(customers: usize, seed: u64) -> Generator {
+        Generator::with_options(customers, seed, Options::default())
+    }
+
+    /// `customers` customers, stories drawn from `seed`, named as `options` say.
+    pub fn with_options(customers: usize, seed: u64, options: Options) -> Generator {
         let customers = (1..=customers.max(1))
             .map(|i| Customer {
-                id: format!("c-{i}"),
+                id: format!("{}{i}", options.customer_prefix),
+                number: i,
                 stage: Stage::New,
                 orders: 0,
                 has_phone: false,
@@ -116,18 +157,56 @@ impl Generator {
             rng: SplitMix::new(seed),
             customers,
             sequence: 0,
+            options,
         }
+    }
+
+    /// Records generated so far.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
     }
 
     /// The next record, stamped `now`.
     pub fn next(&mut self, now: DateTime<Utc>) -> Generated {
         self.sequence += 1;
-        let event_id = format!("demo-{}", self.sequence);
-        if self.sequence.is_multiple_of(250) {
+        let event_id = format!("{}{}", self.options.event_prefix, self.sequence);
+        let every = self.options.malformed_every;
+        if every > 0 && self.sequence.is_multiple_of(every) {
             return self.malformed(&event_id, now);
         }
         let index = self.rng.below(self.customers.len() as u64) as usize;
         let (event_type, properties) = self.advance(index);
+        self.record(index, event_id, event_type, properties, now)
+    }
+
+    /// The next record is an event of the caller's `event_type` and `properties` for a customer
+    /// who already has a profile (so an e-mail address); while nobody has one yet, the next
+    /// story event instead. Lets a benchmark or a test mix its own events into the stream.
+    pub fn next_of_type(
+        &mut self,
+        now: DateTime<Utc>,
+        event_type: &str,
+        properties: Value,
+    ) -> Generated {
+        let known = (0..16)
+            .map(|_| self.rng.below(self.customers.len() as u64) as usize)
+            .find(|&i| self.customers[i].stage != Stage::New);
+        let Some(index) = known else {
+            return self.next(now);
+        };
+        self.sequence += 1;
+        let event_id = format!("{}{}", self.options.event_prefix, self.sequence);
+        self.record(index, event_id, event_type, properties, now)
+    }
+
+    fn record(
+        &self,
+        index: usize,
+        event_id: String,
+        event_type: &str,
+        properties: Value,
+        now: DateTime<Utc>,
+    ) -> Generated {
         let customer = &self.customers[index];
         let event = json!({
             "event_id": event_id,
@@ -137,6 +216,7 @@ impl Generator {
             "properties": properties,
         });
         Generated {
+            seq: self.sequence,
             key: customer.id.clone(),
             payload: serde_json::to_vec(&event).expect("a JSON value serializes"),
             event_type: Some(event_type.to_string()),
@@ -163,6 +243,7 @@ impl Generator {
             .expect("serialize"),
         };
         Generated {
+            seq: self.sequence,
             key: customer,
             payload,
             event_type: None,
@@ -176,7 +257,7 @@ impl Generator {
         let c = &mut self.customers[index];
         match c.stage {
             Stage::New => {
-                let number: usize = c.id[2..].parse().unwrap_or(0);
+                let number = c.number;
                 let mut profile = Map::new();
                 profile.insert("first_name".into(), json!(FIRST_NAMES[number % 10]));
                 profile.insert("email".into(), json!(format!("{}@example.com", c.id)));
@@ -366,5 +447,65 @@ mod tests {
         for t in ["cart_updated", "order_completed", "product_viewed"] {
             assert!(types.contains(t), "{t} never generated: {types:?}");
         }
+    }
+
+    #[test]
+    fn options_name_customers_and_events_and_can_turn_malformed_records_off() {
+        let options = Options {
+            customer_prefix: "run7-c".into(),
+            event_prefix: "run7-e".into(),
+            malformed_every: 0,
+        };
+        let mut g = Generator::with_options(4, 9, options);
+        for n in 1..=600u64 {
+            let r = g.next(at());
+            assert_eq!(r.seq, n);
+            let event = journey_engine::parse_event(&r.payload, 65536)
+                .unwrap_or_else(|e| panic!("record {n}: {e}"));
+            assert!(
+                event.customer_id.starts_with("run7-c"),
+                "{}",
+                event.customer_id
+            );
+            assert_eq!(event.event_id, format!("run7-e{n}"));
+        }
+        assert_eq!(g.sequence(), 600);
+    }
+
+    #[test]
+    fn mixed_in_events_go_to_customers_with_a_profile() {
+        let mut g = Generator::new(50, 5);
+        let first = g.next_of_type(at(), "bench_ping", json!({"n": 1}));
+        assert_eq!(
+            first.event_type.as_deref(),
+            Some("profile_updated"),
+            "nobody has a profile yet: the story goes on"
+        );
+        let mut profiled = std::collections::BTreeSet::from([first.key.clone()]);
+        for _ in 0..200 {
+            let r = g.next(at());
+            if r.event_type.as_deref() == Some("profile_updated") {
+                profiled.insert(r.key.clone());
+            }
+        }
+        for _ in 0..100 {
+            let r = g.next_of_type(at(), "bench_ping", json!({"n": 2}));
+            assert_eq!(r.event_type.as_deref(), Some("bench_ping"));
+            assert!(profiled.contains(&r.key), "{} has no profile", r.key);
+            let event = journey_engine::parse_event(&r.payload, 65536).expect("a valid event");
+            assert_eq!(event.event_id, format!("demo-{}", r.seq));
+        }
+    }
+
+    #[test]
+    fn range_and_probability_stay_in_bounds() {
+        let mut rng = SplitMix::new(3);
+        for _ in 0..1000 {
+            let v = rng.range(5, 9);
+            assert!((5..9).contains(&v), "{v}");
+        }
+        assert_eq!(rng.range(4, 4), 4);
+        assert!(!(0..100).any(|_| rng.probability(0.0)));
+        assert!((0..100).all(|_| rng.probability(1.0)));
     }
 }

@@ -1,0 +1,702 @@
+//! The stream thread (Kafka Streams' `StreamThread`): the poll loop. It polls the group
+//! consumer, hands each record and the due timers of each active partition to its task, drives
+//! the transaction, lets the task manager restore and checkpoint between two polls, and applies
+//! the recovery policy after a failed transaction.
+//!
+//! One thread owns every engine: a partition's customers are only ever touched from this
+//! thread, which is what makes the per-partition state a plain map. Requests from other
+//! threads (hot reload, inspection) arrive on a channel and are served between two records, so
+//! a catalog swap is atomic with respect to record processing.
+//!
+//! Order of work in one turn of the loop, and why:
+//! 1. serve control requests (reload, inspect);
+//! 2. `poll` one record (rebalance callbacks run inside it, committing the open transaction
+//!    before partitions are revoked, pausing newly assigned ones);
+//! 3. act on assignment changes *before* processing the polled record (tasks created, their
+//!    restores started; revoked tasks checkpointed and dropped);
+//! 4. process the record (or dead-letter it) through its task, unless the task is restoring:
+//!    then the consumer is sent back to that record, which comes again once restored;
+//! 5. one bounded step of restore work ([`TaskManager::step_restore`]);
+//! 6. fire due timers of every active partition through the same task path;
+//! 7. commit when the commit interval or record budget is reached, then write a due checkpoint
+//!    (committed state only);
+//! 8. if a transaction failed, recover ([`crate::recovery`]): rebuild the producer when the
+//!    policy says so, pause and rewind every partition to its committed offset and restore
+//!    them all, so state and input position agree again.
+
+use crate::checkpoint::CheckpointStore;
+use crate::clients::{
+    client_config, consumer_properties, group_instance_id, restore_properties, transactional_id,
+};
+use crate::context::{RebalanceEvent, RuntimeContext};
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::offsets::{OffsetBook, TopicPartition};
+use crate::records::{dead_letter_record, Source};
+use crate::recovery::decide;
+use crate::restore::{RestoreError, Restorer};
+use crate::task::{decode_event, Input, PartitionTask, TaskState};
+use crate::task_manager::{TaskManager, TaskManagerSetup};
+use crate::txn::{create_producer, lock, AbortReason, Txn, TxnFailure};
+use crate::RuntimeError;
+use chrono::Utc;
+use journey_engine::{Catalog, Effects};
+use journey_spec::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Input records per transaction at most (besides the commit interval), bounding the work
+/// redone after an abort.
+pub const MAX_RECORDS_PER_TRANSACTION: usize = 5000;
+/// Longest `poll` wait: timers are checked at least this often.
+const MAX_POLL_WAIT: Duration = Duration::from_millis(50);
+/// How often gauges of partition state are refreshed.
+const STATE_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A request served by the stream thread between two records.
+pub enum Control {
+    /// Swap every partition's journey set.
+    Reload(Arc<Catalog>),
+    /// Look up one customer in whichever partition holds it.
+    Inspect(
+        String,
+        tokio::sync::oneshot::Sender<Option<serde_json::Value>>,
+    ),
+}
+
+/// What the stream thread needs.
+pub struct StreamThreadSetup {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub catalog: Arc<Catalog>,
+    pub store: CheckpointStore,
+    pub control: Receiver<Control>,
+    pub cancel: CancellationToken,
+}
+
+/// Runs sessions (consumer + producer) until cancelled. A session that fails in a way that
+/// in-place recovery cannot handle is torn down and started again after a backoff; only errors
+/// that a new session cannot fix end the service.
+pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let result = Session::start(&mut setup).and_then(|mut session| {
+            let result = session.run();
+            drop(session);
+            tracing::info!("consumer closed");
+            result
+        });
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if setup.cancel.is_cancelled() => {
+                tracing::warn!(error = %e, "stopped while recovering");
+                return Ok(());
+            }
+            Err(e) if !e.is_retriable() => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "kafka session failed; starting a new one");
+                setup.health.set_running(false);
+                let deadline = Instant::now() + backoff;
+                while Instant::now() < deadline && !setup.cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+struct Session<'s> {
+    setup: &'s mut StreamThreadSetup,
+    /// Shared only so that a polled record can borrow a handle of its own while the session
+    /// is used mutably (records are processed in place, not copied).
+    consumer: Arc<BaseConsumer<RuntimeContext>>,
+    transactional_id: String,
+    tasks: TaskManager,
+    effects: Effects,
+    /// Records on which the engine failed: dead-lettered when they come again after the
+    /// rewind, so one bad record cannot loop the partition forever.
+    poisoned: HashMap<(String, i32, i64), String>,
+    last_report: Instant,
+    /// Transactions aborted since the last successful commit.
+    aborts_since_commit: u32,
+}
+
+impl<'s> Session<'s> {
+    fn start(setup: &'s mut StreamThreadSetup) -> Result<Self, RuntimeError> {
+        let config = Arc::clone(&setup.config);
+        let transactional_id = transactional_id(&config.kafka);
+        let restorer = Restorer::new(
+            &restore_properties(&config.kafka),
+            &config.kafka.state_topic,
+        )?;
+        let tasks = TaskManager::new(TaskManagerSetup {
+            restorer,
+            store: setup.store.clone(),
+            catalog: Arc::clone(&setup.catalog),
+            metrics: Arc::clone(&setup.metrics),
+            health: Arc::clone(&setup.health),
+            cancel: setup.cancel.clone(),
+        });
+        let producer = create_producer(&config.kafka, &transactional_id)?;
+        let txn = Txn::new(producer, OffsetBook::new(), &config.kafka.state_topic);
+        let context = RuntimeContext::new(
+            txn,
+            Arc::clone(&setup.metrics),
+            Arc::clone(&setup.health),
+            tasks.exporter(),
+        );
+        let consumer: BaseConsumer<RuntimeContext> =
+            client_config(&consumer_properties(&config.kafka)).create_with_context(context)?;
+        let topics: Vec<&str> = config
+            .kafka
+            .input_topics
+            .iter()
+            .map(String::as_str)
+            .collect();
+        consumer.subscribe(&topics)?;
+        tracing::info!(
+            group = %config.kafka.group_id,
+            transactional_id = %transactional_id,
+            group_instance_id = group_instance_id(&config.kafka).as_deref().unwrap_or("(dynamic member)"),
+            topics = ?topics,
+            "joining consumer group"
+        );
+        Ok(Session {
+            setup,
+            consumer: Arc::new(consumer),
+            transactional_id,
+            tasks,
+            effects: Effects::default(),
+            poisoned: HashMap::new(),
+            last_report: Instant::now(),
+            aborts_since_commit: 0,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), RuntimeError> {
+        self.setup.health.set_running(true);
+        let result = self.process_loop();
+        self.shutdown(result.is_ok());
+        result
+    }
+
+    fn process_loop(&mut self) -> Result<(), RuntimeError> {
+        while !self.setup.cancel.is_cancelled() {
+            self.serve_control();
+            let wait = self.poll_wait();
+            let consumer = Arc::clone(&self.consumer);
+            let polled = consumer.poll(wait);
+            self.handle_rebalance()?;
+            // A transaction that failed inside the rebalance callback: the polled record comes
+            // again after the rewind.
+            if self.recover_if_needed()? {
+                continue;
+            }
+            match polled {
+                Some(Ok(msg)) => self.process(&msg),
+                Some(Err(e)) => consumer_error(e),
+                None => {}
+            }
+            // Nothing may be produced from engine state that belongs to an aborted
+            // transaction, so recovery comes before the next step each time.
+            if self.recover_if_needed()? {
+                continue;
+            }
+            match self.tasks.step_restore(&self.consumer) {
+                Ok(()) => {}
+                Err(RestoreError::Cancelled) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            self.fire_timers();
+            if self.recover_if_needed()? {
+                continue;
+            }
+            self.maybe_commit();
+            if self.recover_if_needed()? {
+                continue;
+            }
+            if !self.consumer.context().txn().is_open() {
+                self.tasks.checkpoint_due();
+            }
+            if self.last_report.elapsed() >= STATE_REPORT_INTERVAL {
+                self.report_state();
+            }
+        }
+        Ok(())
+    }
+
+    /// How long `poll` may wait: not at all while restoring (restore work waits), else until
+    /// the next timer or commit is due, at most [`MAX_POLL_WAIT`].
+    fn poll_wait(&self) -> Duration {
+        if self.tasks.is_restoring() {
+            return Duration::ZERO;
+        }
+        let mut wait = MAX_POLL_WAIT;
+        let interval = Duration::from_millis(self.setup.config.kafka.commit_interval_ms);
+        if let Some(deadline) = self.consumer.context().txn().commit_deadline(interval) {
+            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let now = Utc::now();
+        for task in lock(self.tasks.tasks()).values() {
+            if let Some(due) = task.next_due() {
+                let until = (due - now).to_std().unwrap_or(Duration::ZERO);
+                wait = wait.min(until);
+            }
+        }
+        wait
+    }
+
+    fn serve_control(&mut self) {
+        loop {
+            match self.setup.control.try_recv() {
+                Ok(Control::Reload(catalog)) => {
+                    let n = self.tasks.set_catalog(Arc::clone(&catalog));
+                    self.setup.catalog = catalog;
+                    tracing::info!(partitions = n, "journey set swapped");
+                }
+                Ok(Control::Inspect(customer, reply)) => {
+                    let now = Utc::now();
+                    let tasks = lock(self.tasks.tasks());
+                    let found = catch_unwind(AssertUnwindSafe(|| {
+                        tasks
+                            .values()
+                            .filter(|t| t.is_active())
+                            .find_map(|t| t.engine.inspect(&customer, now))
+                    }))
+                    .unwrap_or(None);
+                    let _ = reply.send(found);
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Acts on assignment changes recorded by the rebalance callbacks.
+    fn handle_rebalance(&mut self) -> Result<(), RuntimeError> {
+        for event in self.consumer.context().take_events() {
+            match event {
+                RebalanceEvent::Revoked {
+                    partitions,
+                    committed,
+                } => self.tasks.revoked(&partitions, committed),
+                RebalanceEvent::Assigned(partitions) => {
+                    let committed = self.committed_offsets(&partitions)?;
+                    {
+                        let mut txn = self.consumer.context().txn();
+                        for ((topic, p), offset) in partitions.iter().zip(committed) {
+                            txn.book.assign(topic, *p, offset);
+                        }
+                    }
+                    match self.tasks.assigned(&partitions) {
+                        Ok(()) => {}
+                        Err(RestoreError::Cancelled) => return Ok(()),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The group's committed offsets of newly assigned partitions (`None`: no offset yet).
+    fn committed_offsets(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>, RuntimeError> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, p) in tps {
+            tpl.add_partition(topic, *p);
+        }
+        let mut attempt = 0u32;
+        let result = loop {
+            match self
+                .consumer
+                .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            {
+                Ok(r) => break r,
+                Err(e) if attempt < 5 && !self.setup.cancel.is_cancelled() => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "reading committed offsets, retrying");
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                }
+                Err(e) => return Err(RuntimeError::Kafka(e)),
+            }
+        };
+        Ok(tps
+            .iter()
+            .map(|(topic, p)| {
+                result
+                    .find_partition(topic, *p)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+            })
+            .collect())
+    }
+
+    /// Processes one input record inside the open transaction.
+    fn process(&mut self, msg: &BorrowedMessage<'_>) {
+        let p = msg.partition();
+        let topic = msg.topic();
+        let offset = msg.offset();
+        let tasks = Arc::clone(self.tasks.tasks());
+        let mut tasks = lock(&tasks);
+        let Some(task) = tasks.get_mut(&p).filter(|t| t.topics.contains(topic)) else {
+            // A record of a partition revoked meanwhile: the next owner processes it.
+            return;
+        };
+        if !task.is_active() {
+            // Fetched before the pause took effect: send the consumer back to it, it comes
+            // again once the partition is restored and resumed.
+            drop(tasks);
+            if let Err(e) =
+                self.consumer
+                    .seek(topic, p, Offset::Offset(offset), Duration::from_secs(5))
+            {
+                tracing::warn!(partition = p, error = %e, "seeking back a record of a restoring partition");
+                self.consumer.context().set_failure(TxnFailure::Aborted {
+                    reason: AbortReason::Rewind,
+                    detail: format!("record of restoring partition {p} not rewound: {e}"),
+                });
+            }
+            return;
+        }
+        let source = Source {
+            topic,
+            partition: p,
+            offset,
+        };
+        let kafka = &self.setup.config.kafka;
+        let poisoned = if self.poisoned.is_empty() {
+            None
+        } else {
+            self.poisoned.remove(&(topic.to_owned(), p, offset))
+        };
+        let decoded = match poisoned {
+            Some(reason) => Err((String::from("engine_failure"), reason)),
+            None => decode_event(msg, &self.setup.config, &self.setup.metrics)
+                .map_err(|e| (e.kind, e.message)),
+        };
+        let ctx = self.consumer.context();
+        let result = match decoded {
+            Err((kind, reason)) => {
+                let dl = dead_letter_record(
+                    &kafka.dead_letter_topic,
+                    &source,
+                    msg.key(),
+                    msg.payload(),
+                    &reason,
+                );
+                self.setup.metrics.dead_lettered(&kind);
+                self.setup.metrics.event_consumed(topic, "dead_letter");
+                tracing::debug!(partition = p, offset, reason, "dead-lettered input record");
+                let mut txn = ctx.txn();
+                txn.record_processed()
+                    .and_then(|()| txn.produce_dead_letter(&dl))
+            }
+            Ok(event) => {
+                if let Err(failure) =
+                    task.apply(Input::Event(&event), Utc::now(), &mut self.effects)
+                {
+                    let reason = format!("engine failure on this event: {}", failure.0);
+                    tracing::error!(
+                        partition = p,
+                        offset,
+                        reason,
+                        "the engine failed; the record will be dead-lettered after rewinding"
+                    );
+                    self.poisoned
+                        .insert((topic.to_owned(), p, offset), reason.clone());
+                    let mut txn = ctx.txn();
+                    ctx.set_failure(txn.abort(
+                        AbortReason::EngineFailure,
+                        &reason,
+                        &self.setup.metrics,
+                    ));
+                    return;
+                }
+                let duplicate = self
+                    .effects
+                    .decisions
+                    .iter()
+                    .any(|d| d.kind == "duplicate_event");
+                self.setup
+                    .metrics
+                    .event_consumed(topic, if duplicate { "duplicate" } else { "processed" });
+                let mut txn = ctx.txn();
+                for _ in &self.effects.commands {
+                    txn.command_from(msg.timestamp().to_millis());
+                }
+                txn.record_processed()
+                    .and_then(|()| emit(&mut txn, p, &self.effects, &self.setup.metrics, kafka))
+            }
+        };
+        let mut txn = ctx.txn();
+        match result {
+            Ok(()) => txn.book.processed(topic, p, offset),
+            Err(failure) => ctx.set_failure(abort_on(&mut txn, failure, &self.setup.metrics)),
+        }
+    }
+
+    /// Fires due timers of every active partition, through the same task path as events.
+    fn fire_timers(&mut self) {
+        let now = Utc::now();
+        let ctx = self.consumer.context();
+        let kafka = &self.setup.config.kafka;
+        let mut tasks = lock(self.tasks.tasks());
+        for (p, task) in tasks.iter_mut() {
+            let Some(due) = task.next_due() else {
+                continue;
+            };
+            if due > now {
+                continue;
+            }
+            let lateness = (now - due).to_std().unwrap_or(Duration::ZERO);
+            self.setup
+                .metrics
+                .observe_timer_lateness(lateness.as_secs_f64());
+            let fired = task.apply(Input::Timers, now, &mut self.effects);
+            let mut txn = ctx.txn();
+            if let Err(failure) = fired {
+                suspend_timers_after_failure(task, &failure.0);
+                ctx.set_failure(txn.abort(
+                    AbortReason::EngineFailure,
+                    "engine failure firing timers",
+                    &self.setup.metrics,
+                ));
+                return;
+            }
+            task.timer_failures = 0;
+            if let Err(failure) = emit(&mut txn, *p, &self.effects, &self.setup.metrics, kafka) {
+                ctx.set_failure(abort_on(&mut txn, failure, &self.setup.metrics));
+                return;
+            }
+        }
+    }
+
+    fn maybe_commit(&mut self) {
+        let interval = Duration::from_millis(self.setup.config.kafka.commit_interval_ms);
+        let ctx = self.consumer.context();
+        let mut txn = ctx.txn();
+        if txn.commit_due(interval, MAX_RECORDS_PER_TRANSACTION) {
+            let group = self.consumer.group_metadata();
+            match ctx.commit(&mut txn, group.as_ref()) {
+                Ok(_) => self.aborts_since_commit = 0,
+                Err(failure) => ctx.set_failure(failure),
+            }
+        }
+    }
+
+    /// After a failed transaction: make state and input position agree again. Returns whether
+    /// a recovery took place.
+    fn recover_if_needed(&mut self) -> Result<bool, RuntimeError> {
+        let Some(failure) = self.consumer.context().take_failure() else {
+            return Ok(false);
+        };
+        tracing::warn!(
+            reason = failure.detail(),
+            "transaction failed; rewinding to the last commit"
+        );
+        self.aborts_since_commit += 1;
+        let recovery = decide(&failure, self.aborts_since_commit);
+        if let Some(reason) = recovery.rebuild {
+            self.aborts_since_commit = 0;
+            self.setup.metrics.producer_recreated(reason.label());
+            let producer = create_producer(&self.setup.config.kafka, &self.transactional_id)?;
+            self.consumer.context().txn().replace_producer(producer);
+            tracing::info!(reason = reason.label(), "transactional producer recreated");
+        }
+        let assignment = self.tasks.assignment();
+        if assignment.count() > 0 {
+            self.consumer.pause(&assignment)?;
+        }
+        let rewind = self.consumer.context().txn().book.rewind_list();
+        if rewind.count() > 0 {
+            let result = self
+                .consumer
+                .seek_partitions(rewind, Duration::from_secs(10))?;
+            for e in result.elements() {
+                if let Err(err) = e.error() {
+                    return Err(RuntimeError::Rewind(format!(
+                        "{}[{}]: {err}",
+                        e.topic(),
+                        e.partition()
+                    )));
+                }
+            }
+        }
+        match self.tasks.restore_all() {
+            Ok(()) | Err(RestoreError::Cancelled) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Refreshes the per-partition gauges.
+    fn report_state(&mut self) {
+        self.last_report = Instant::now();
+        let mut tasks = lock(self.tasks.tasks());
+        for (p, task) in tasks.iter_mut() {
+            if !task.is_active() {
+                continue;
+            }
+            let engine = &task.engine;
+            let counts = catch_unwind(AssertUnwindSafe(|| {
+                (
+                    engine.customer_count(),
+                    engine.pending_timers(),
+                    engine.active_instances(),
+                )
+            }));
+            let Ok((customers, timers, active)) = counts else {
+                continue;
+            };
+            self.setup
+                .metrics
+                .set_partition_state(*p, customers, timers);
+            let mut now_reported = BTreeSet::new();
+            for (journey, n) in active {
+                self.setup.metrics.set_active_instances(&journey, *p, n);
+                now_reported.insert(journey);
+            }
+            for gone in task.reported_journeys.difference(&now_reported) {
+                self.setup.metrics.set_active_instances(gone, *p, 0);
+            }
+            task.reported_journeys = now_reported;
+        }
+    }
+
+    /// Graceful end: commit what is open, checkpoint, then leave the group (dynamic member) or
+    /// stay a member (static member: its partitions wait for its restart until
+    /// `session.timeout.ms`; `journeyd leave-group` hands them over at once, see
+    /// [`crate::leave`]).
+    fn shutdown(&mut self, commit: bool) {
+        self.setup.health.set_running(false);
+        let ctx = self.consumer.context();
+        let failed = ctx.take_failure();
+        let mut clean = failed.is_none();
+        {
+            let mut txn = ctx.txn();
+            if commit && failed.is_none() {
+                let group = self.consumer.group_metadata();
+                match ctx.commit(&mut txn, group.as_ref()) {
+                    Ok(true) => tracing::info!("committed the open transaction at shutdown"),
+                    Ok(false) => {}
+                    Err(f) => {
+                        clean = false;
+                        tracing::warn!(reason = f.detail(), "open transaction aborted at shutdown")
+                    }
+                }
+            } else if txn.is_open() {
+                clean = false;
+                let _ = txn.abort(
+                    AbortReason::Shutdown,
+                    "shutdown after failure",
+                    &self.setup.metrics,
+                );
+            }
+            txn.flush(Duration::from_secs(10));
+        }
+        if clean && !ctx.has_failure() {
+            self.tasks.checkpoint_all();
+        }
+        let static_member = group_instance_id(&self.setup.config.kafka).is_some();
+        if !static_member {
+            // The partitions move to the other instances at once.
+            tracing::info!("leaving the consumer group");
+            self.consumer.unsubscribe();
+            let _ = self.consumer.poll(Duration::from_millis(100));
+            self.handle_revocations_at_exit();
+        } else {
+            // Closing without unsubscribing: librdkafka sends no LeaveGroup for a static
+            // member, which keeps its partitions until `session.timeout.ms` for its restart.
+            tracing::info!(
+                "staying a static member of the consumer group: the partitions wait for this instance's restart until session.timeout.ms"
+            );
+        }
+        self.tasks.clear();
+    }
+
+    /// Revocations that `unsubscribe` caused (nothing is open any more).
+    fn handle_revocations_at_exit(&mut self) {
+        for event in self.consumer.context().take_events() {
+            if let RebalanceEvent::Revoked {
+                partitions,
+                committed,
+            } = event
+            {
+                self.tasks.revoked(&partitions, committed);
+            }
+        }
+    }
+}
+
+/// Produces the send commands and decisions of one engine call inside the transaction and
+/// notes the changed customers (their changelog entries are written at commit).
+fn emit(
+    txn: &mut Txn,
+    partition: i32,
+    effects: &Effects,
+    metrics: &Metrics,
+    kafka: &journey_spec::KafkaConfig,
+) -> Result<(), TxnFailure> {
+    metrics.commands(&effects.commands);
+    metrics.decisions(&effects.decisions);
+    for command in &effects.commands {
+        let body = command.to_json();
+        txn.produce_to(
+            &command.topic,
+            None,
+            &command.customer_id,
+            Some(body.as_bytes()),
+        )?;
+    }
+    for decision in &effects.decisions {
+        let body = decision.to_json();
+        txn.produce_to(
+            &kafka.decisions_topic,
+            None,
+            &decision.customer_id,
+            Some(body.as_bytes()),
+        )?;
+    }
+    txn.state_changed(partition, &effects.changed)
+}
+
+/// A produce failure leaves the transaction unusable: abort it now (a fatal one is kept as is).
+fn abort_on(txn: &mut Txn, failure: TxnFailure, metrics: &Metrics) -> TxnFailure {
+    match failure {
+        TxnFailure::Aborted { reason, detail } => txn.abort(reason, &detail, metrics),
+        fatal => fatal,
+    }
+}
+
+fn suspend_timers_after_failure(task: &mut PartitionTask, reason: &str) {
+    task.timer_failures += 1;
+    tracing::error!(
+        partition = task.partition,
+        failures = task.timer_failures,
+        reason,
+        "the engine failed firing timers"
+    );
+    if !task.timers_enabled() && matches!(task.state, TaskState::Active) {
+        tracing::error!(
+            partition = task.partition,
+            "timers of this partition are suspended until the next journey reload"
+        );
+    }
+}
+
+fn consumer_error(e: KafkaError) {
+    match e {
+        KafkaError::PartitionEOF(_) => {}
+        e => tracing::warn!(error = %e, "consumer"),
+    }
+}
