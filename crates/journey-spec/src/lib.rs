@@ -7,6 +7,7 @@
 //! / [`parse_journey`] for journeys, [`json_schema`] for editors.
 
 mod check;
+mod client_check;
 mod condition;
 mod config;
 mod diagnostic;
@@ -16,6 +17,7 @@ mod schema;
 pub mod values;
 mod yaml;
 
+pub use client_check::{check_client_properties, check_client_properties_file, ClientPropertyCheck};
 pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use journey::{load_journeys_dir, parse_journey};
