@@ -581,7 +581,9 @@ mod tests {
         let problems = property_problems(&p);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].0, "sasl.mechanism");
-        assert!(problems[0].1.starts_with("unknown SASL mechanism `SCRAM-SHA-1024`"));
+        assert!(problems[0]
+            .1
+            .starts_with("unknown SASL mechanism `SCRAM-SHA-1024`"));
     }
 
     #[test]

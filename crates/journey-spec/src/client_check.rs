@@ -43,7 +43,8 @@ pub fn check_client_properties(
     apply_overrides(&mut cx, &mut root, env);
     // Override problems are load_config's to report.
     cx.diagnostics.clear();
-    let Some((client_key, client)) = entry(&root, "kafka").and_then(|(_, kafka)| entry(kafka, "client"))
+    let Some((client_key, client)) =
+        entry(&root, "kafka").and_then(|(_, kafka)| entry(kafka, "client"))
     else {
         return Vec::new();
     };
@@ -80,7 +81,8 @@ fn entry<'n>(node: &'n Node, key: &str) -> Option<(&'n Node, &'n Node)> {
 mod tests {
     use super::*;
 
-    const CONFIG: &str = "kafka:\n  client:\n    security.protocol: SASL_SSL\n    sasl.usernme: bob\n";
+    const CONFIG: &str =
+        "kafka:\n  client:\n    security.protocol: SASL_SSL\n    sasl.usernme: bob\n";
 
     /// Flags every property whose name contains `usernme`, and the whole set once.
     fn check(props: &[(String, String)]) -> Vec<(String, String)> {

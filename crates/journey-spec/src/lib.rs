@@ -17,7 +17,9 @@ mod schema;
 pub mod values;
 mod yaml;
 
-pub use client_check::{check_client_properties, check_client_properties_file, ClientPropertyCheck};
+pub use client_check::{
+    check_client_properties, check_client_properties_file, ClientPropertyCheck,
+};
 pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use journey::{load_journeys_dir, parse_journey};
