@@ -2,9 +2,11 @@
 //!
 //! - `validate` checks `kafka.client` against the linked librdkafka (unknown names with a
 //!   suggestion, a SASL mechanism this build lacks), at FILE:LINE:COLUMN of the key.
-//! - `journeyd run` against a broker with a SASL_PLAINTEXT SCRAM-SHA-512 listener
-//!   (`deploy/kafka/start.sh --sasl-scram`, started here on free ports, once per test binary):
-//!   events in, commands out; a wrong password stops it with a clear error.
+//! - `journeyd run` against a broker with SCRAM-SHA-512 listeners, SASL_PLAINTEXT and SASL_SSL
+//!   (`deploy/kafka/start.sh --sasl-scram --tls-keystore`, certificates made here with openssl,
+//!   started on free ports, once per test binary):
+//!   events in, commands out; a wrong password or an untrusted certificate stops it with a
+//!   clear error.
 //! - Secrets given through the environment (the SASL password, the inspection token) never
 //!   appear in the logs (librdkafka's debug lines included), in `/metrics` or in
 //!   `/customers/{id}`.
@@ -100,12 +102,88 @@ fn validate_checks_client_properties_against_librdkafka() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-/// A broker of this test binary with a SASL/SCRAM listener.
+/// A broker of this test binary with SASL/SCRAM listeners, without and with TLS.
 struct SaslBroker {
     /// PLAINTEXT listener: the test's own producer and readers.
     plaintext: String,
-    /// SASL_PLAINTEXT SCRAM-SHA-512 listener: journeyd.
+    /// SASL_PLAINTEXT SCRAM-SHA-512 listener.
     sasl: String,
+    /// SASL_SSL SCRAM-SHA-512 listener, its certificate for 127.0.0.1 signed by `ca`.
+    sasl_ssl: String,
+    /// The test CA's certificate (PEM).
+    ca: PathBuf,
+}
+
+/// A throwaway CA and a broker certificate for 127.0.0.1 signed by it, with openssl; returns
+/// (the broker's PEM keystore: key then chain, the CA certificate).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=journeyd test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "broker.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+    let mut keystore = std::fs::read(dir.join("broker.key")).unwrap();
+    keystore.extend(std::fs::read(dir.join("broker.pem")).unwrap());
+    keystore.extend(std::fs::read(dir.join("ca.pem")).unwrap());
+    std::fs::write(dir.join("keystore.pem"), keystore).unwrap();
+    (dir.join("keystore.pem"), dir.join("ca.pem"))
 }
 
 fn sasl_broker() -> &'static SaslBroker {
@@ -125,8 +203,9 @@ fn distinct_free_ports(n: usize) -> Vec<u16> {
 }
 
 fn start_sasl_broker() -> Result<SaslBroker, String> {
-    let ports = distinct_free_ports(3);
+    let ports = distinct_free_ports(4);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-sasl-{}", ports[0]));
+    let (keystore, ca) = make_certificates(&dir.join("tls"));
     let start = repo_root().join("deploy/kafka/start.sh");
     let stop = repo_root().join("deploy/kafka/stop.sh");
     eprintln!(
@@ -140,6 +219,9 @@ fn start_sasl_broker() -> Result<SaslBroker, String> {
         .args(["--controller-port", &ports[1].to_string()])
         .args(["--sasl-port", &ports[2].to_string()])
         .args(["--sasl-scram", &format!("{SASL_USER}:{SASL_PASSWORD}")])
+        .arg("--tls-keystore")
+        .arg(&keystore)
+        .args(["--sasl-ssl-port", &ports[3].to_string()])
         .arg("--dir")
         .arg(&dir)
         .arg("--fresh")
@@ -170,6 +252,8 @@ fn start_sasl_broker() -> Result<SaslBroker, String> {
     Ok(SaslBroker {
         plaintext: String::from_utf8_lossy(&output.stdout).trim().to_string(),
         sasl: format!("127.0.0.1:{}", ports[2]),
+        sasl_ssl: format!("127.0.0.1:{}", ports[3]),
+        ca,
     })
 }
 
@@ -192,7 +276,15 @@ fn get_with_token(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
 
 /// The test configuration, pointed at the SASL listener with SCRAM-SHA-512 and the
 /// inspection endpoint on; the password and the token come from the environment.
-fn write_sasl_config(dir: &Path, prefix: &str, bootstrap: &str, metrics_port: u16) -> PathBuf {
+fn write_sasl_config(
+    dir: &Path,
+    name: &str,
+    prefix: &str,
+    bootstrap: &str,
+    metrics_port: u16,
+    protocol: &str,
+    tls_ca: Option<&Path>,
+) -> PathBuf {
     let template = std::fs::read_to_string(fixtures().join("journeyd.yaml.in"))
         .expect("read tests/fixtures/kafka/journeyd.yaml.in");
     let text = template
@@ -205,14 +297,16 @@ fn write_sasl_config(dir: &Path, prefix: &str, bootstrap: &str, metrics_port: u1
     let text = text.replacen(
         client,
         &format!(
-            "  client:\n    security.protocol: SASL_PLAINTEXT\n    sasl.mechanism: SCRAM-SHA-512\n    \
+            "  client:\n    security.protocol: {}\n    sasl.mechanism: SCRAM-SHA-512\n    \
              sasl.username: {SASL_USER}\n    # librdkafka's debug lines, configuration dump included\n    \
-             debug: security,broker,conf,generic\n"
+             debug: security,broker,conf,generic\n{}",
+            protocol,
+            tls_ca.map_or(String::new(), |ca| format!("    ssl.ca.location: {}\n", ca.display()))
         ),
         1,
     );
     let text = format!("{text}\ninspect:\n  enabled: true\n");
-    let path = dir.join("config.yaml");
+    let path = dir.join(name);
     std::fs::write(&path, text).expect("write the configuration");
     path
 }
@@ -241,17 +335,25 @@ fn spawn_run(dir: &Path, config: &Path, password: &str, log: &Path) -> std::proc
         .expect("start journeyd run")
 }
 
-fn assert_no_secret(what: &str, text: &str) {
-    for secret in [SASL_PASSWORD, INSPECT_TOKEN, "wrong-Pa55-0c41"] {
-        assert!(!text.contains(secret), "{what} reveals a secret ({secret})");
+/// Waits (up to 90 s) for a `journeyd run` that must stop by itself.
+fn wait_exit(mut child: std::process::Child, log: &Path) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for journeyd") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("journeyd still runs after 90 s:\n{}", tail(log, 30));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-#[test]
-fn sasl_scram_end_to_end_and_secrets_never_leak() {
-    let broker = sasl_broker();
-    let kafka = Kafka::connect(&broker.plaintext);
-    let prefix = format!("sasl-scram-{}", free_port());
+/// A scenario directory with the welcome journey and its topics on the broker.
+fn scenario(kafka: &Kafka, name: &str) -> (String, PathBuf) {
+    let prefix = format!("{name}-{}", free_port());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("kafka-tests")
         .join(&prefix);
@@ -261,10 +363,8 @@ fn sasl_scram_end_to_end_and_secrets_never_leak() {
         dir.join("journeys/welcome.yaml"),
     )
     .unwrap();
-    let events_topic = format!("{prefix}.events");
-    let email_topic = format!("{prefix}.actions.email");
     let mut topics = vec![
-        (events_topic.clone(), 2, false),
+        (format!("{prefix}.events"), 2, false),
         (format!("{prefix}.state"), 2, true),
     ];
     for t in [
@@ -277,26 +377,37 @@ fn sasl_scram_end_to_end_and_secrets_never_leak() {
         topics.push((format!("{prefix}.{t}"), 1, false));
     }
     kafka.create_topics(&topics);
+    (prefix, dir)
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in [SASL_PASSWORD, INSPECT_TOKEN, "wrong-Pa55-0c41"] {
+        assert!(!text.contains(secret), "{what} reveals a secret ({secret})");
+    }
+}
+
+#[test]
+fn sasl_scram_end_to_end_and_secrets_never_leak() {
+    let broker = sasl_broker();
+    let kafka = Kafka::connect(&broker.plaintext);
+    let (prefix, dir) = scenario(&kafka, "sasl-scram");
+    let events_topic = format!("{prefix}.events");
+    let email_topic = format!("{prefix}.actions.email");
 
     // A wrong password: journeyd stops with the broker's reason, without the password.
     let metrics_port = free_port();
-    let config = write_sasl_config(&dir, &prefix, &broker.sasl, metrics_port);
+    let config = write_sasl_config(
+        &dir,
+        "config.yaml",
+        &prefix,
+        &broker.sasl,
+        metrics_port,
+        "SASL_PLAINTEXT",
+        None,
+    );
     let wrong_log = dir.join("wrong-password.log");
-    let mut wrong = spawn_run(&dir, &config, "wrong-Pa55-0c41", &wrong_log);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = wrong.try_wait().expect("wait for journeyd") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = wrong.kill();
-            panic!(
-                "journeyd with a wrong password still runs after 90 s:\n{}",
-                tail(&wrong_log, 30)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let wrong = spawn_run(&dir, &config, "wrong-Pa55-0c41", &wrong_log);
+    let status = wait_exit(wrong, &wrong_log);
     let text = std::fs::read_to_string(&wrong_log).unwrap();
     assert_eq!(status.code(), Some(2), "{}", tail(&wrong_log, 30));
     let last = text.lines().last().unwrap_or_default();
@@ -410,6 +521,84 @@ fn sasl_scram_end_to_end_and_secrets_never_leak() {
     assert!(
         text.contains("sasl.username") || text.contains("SCRAM"),
         "librdkafka's debug lines are not in the log, so the check below would prove nothing"
+    );
+    assert_no_secret("the debug log", &text);
+}
+
+#[test]
+fn sasl_ssl_end_to_end_and_an_untrusted_certificate_is_a_clear_error() {
+    let broker = sasl_broker();
+    let kafka = Kafka::connect(&broker.plaintext);
+    let (prefix, dir) = scenario(&kafka, "sasl-ssl");
+
+    // Without the test CA the broker's certificate cannot be verified.
+    let untrusted = write_sasl_config(
+        &dir,
+        "untrusted.yaml",
+        &prefix,
+        &broker.sasl_ssl,
+        free_port(),
+        "SASL_SSL",
+        None,
+    );
+    let log = dir.join("untrusted.log");
+    let status = wait_exit(spawn_run(&dir, &untrusted, SASL_PASSWORD, &log), &log);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{}", tail(&log, 30));
+    assert!(
+        last.starts_with(&format!(
+            "journeyd: cannot reach the Kafka cluster at {}:",
+            broker.sasl_ssl
+        )) && last.contains("certificate verify failed"),
+        "unclear error: {last}"
+    );
+    assert_no_secret("the log of a failed start", &text);
+
+    // With it: SCRAM over TLS, events in, commands out.
+    let config = write_sasl_config(
+        &dir,
+        "config.yaml",
+        &prefix,
+        &broker.sasl_ssl,
+        free_port(),
+        "SASL_SSL",
+        Some(&broker.ca),
+    );
+    let log = dir.join("run.log");
+    let mut child = spawn_run(&dir, &config, SASL_PASSWORD, &log);
+    let at = chrono::Utc::now();
+    let events = [
+        event(
+            "p",
+            "t1",
+            "profile_updated",
+            at,
+            json!({"email": "t1@example.com"}),
+        ),
+        event(
+            "s",
+            "t1",
+            "signed_up",
+            at + chrono::Duration::milliseconds(5),
+            json!({}),
+        ),
+    ];
+    let records: Vec<Outgoing> = events.iter().map(Outgoing::event).collect();
+    kafka.produce(&format!("{prefix}.events"), &records);
+    let commands = kafka.read_committed_n(
+        &[format!("{prefix}.actions.email").as_str()],
+        2,
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(commands.len(), 2, "{}", tail(&log, 40));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("sasl_ssl://"),
+        "not over the SASL_SSL listener"
     );
     assert_no_secret("the debug log", &text);
 }
