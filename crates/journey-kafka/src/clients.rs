@@ -610,4 +610,52 @@ mod tests {
         assert!(is_secret_property("ssl.keystore.password"));
         assert!(!is_secret_property("sasl.username"));
     }
+
+    /// A log sink for the tests: every line written, shared.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn forced_property_warnings_carry_no_secret() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        let mut k = kafka();
+        for (name, value) in [
+            ("sasl.password", "pw-8c1f"),
+            ("ssl.key.password", "kp-77ae"),
+            ("sasl.oauthbearer.client.secret", "cs-19d0"),
+            ("enable.auto.commit", "true"),
+            ("isolation.level", "read_uncommitted"),
+            ("enable.idempotence", "false"),
+            ("transactional.id", "other"),
+            ("enable.partition.eof", "false"),
+        ] {
+            k.client.insert(name.into(), value.into());
+        }
+        tracing::subscriber::with_default(subscriber, || {
+            consumer_properties(&k);
+            producer_properties(&k, "journeyd-0");
+            restore_properties(&k);
+            admin_properties(&k);
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("enable.auto.commit"), "no warning logged: {text}");
+        for secret in ["pw-8c1f", "kp-77ae", "cs-19d0"] {
+            assert!(!text.contains(secret), "a secret is logged: {text}");
+        }
+    }
 }
