@@ -653,7 +653,10 @@ mod tests {
             admin_properties(&k);
         });
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert!(text.contains("enable.auto.commit"), "no warning logged: {text}");
+        assert!(
+            text.contains("enable.auto.commit"),
+            "no warning logged: {text}"
+        );
         for secret in ["pw-8c1f", "kp-77ae", "cs-19d0"] {
             assert!(!text.contains(secret), "a secret is logged: {text}");
         }
