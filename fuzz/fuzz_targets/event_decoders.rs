@@ -7,15 +7,14 @@ use libfuzzer_sys::fuzz_target;
 /// The size limit the decoders get (the default `kafka.max_event_bytes`).
 const MAX_EVENT_BYTES: usize = 65_536;
 
-/// One entry per input format: its name (for a crash report) and the decoder.
-const DECODERS: &[(&str, fn(&[u8]))] = &[
-    ("native", |bytes| {
-        let _ = journey_engine::parse_event(bytes, MAX_EVENT_BYTES);
-    }),
+/// Every input format's decoder, the result dropped: one line per format.
+const DECODERS: &[fn(&[u8])] = &[
+    // native JSON (docs/reliability.md)
+    |bytes| drop(journey_engine::parse_event(bytes, MAX_EVENT_BYTES)),
 ];
 
 fuzz_target!(|data: &[u8]| {
-    for (_name, decode) in DECODERS {
+    for decode in DECODERS {
         decode(data);
     }
 });
