@@ -181,6 +181,275 @@ fn merge(
     props
 }
 
+// -------------------------------------------------------------------------------------------
+// What the linked librdkafka can do, and checks of `kafka.client` against it (`validate`).
+// -------------------------------------------------------------------------------------------
+
+/// The builtin features journeyd needs from librdkafka: TLS, SASL with SCRAM and OAUTHBEARER
+/// (OIDC token fetching included) and zstd compression. See docs/operations.md, "Secured
+/// clusters".
+pub const REQUIRED_FEATURES: &[&str] = &[
+    "ssl",
+    "sasl",
+    "sasl_plain",
+    "sasl_scram",
+    "sasl_oauthbearer",
+    "oidc",
+    "zstd",
+    "gzip",
+    "snappy",
+    "lz4",
+];
+
+/// librdkafka's version string and `builtin.features` of the linked build.
+pub fn librdkafka_build() -> (String, Vec<String>) {
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let features = ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .unwrap_or_default();
+    let features = features
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (version, features)
+}
+
+/// Whether a property holds a secret: its value is never logged nor echoed in a message.
+pub fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("password")
+        || name.contains("secret")
+        || name.contains("private.key")
+        || name == "ssl.key.pem"
+        || name == "ssl_key"
+        || name == "sasl.oauthbearer.config"
+        || name == "sasl.jaas.config"
+}
+
+/// Every property name librdkafka knows (global and topic level), for suggestions: the first
+/// column of the property table librdkafka prints (`rd_kafka_conf_properties_show`), the only
+/// listing that includes properties without a default (like `sasl.username`).
+fn known_properties() -> Vec<String> {
+    let mut table = Vec::new();
+    // SAFETY: `tmpfile` gives a FILE that librdkafka writes to and that is read back and
+    // closed here; nothing else holds it.
+    unsafe {
+        let fp = libc::tmpfile();
+        if fp.is_null() {
+            return Vec::new();
+        }
+        rdkafka::bindings::rd_kafka_conf_properties_show(fp);
+        libc::rewind(fp);
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = libc::fread(buf.as_mut_ptr().cast(), 1, buf.len(), fp);
+            if n == 0 {
+                break;
+            }
+            table.extend_from_slice(&buf[..n]);
+        }
+        libc::fclose(fp);
+    }
+    let mut names: Vec<String> = String::from_utf8_lossy(&table)
+        .lines()
+        .filter_map(|line| line.split_once('|'))
+        .map(|(name, _)| name.trim())
+        .filter(|name| {
+            !name.is_empty()
+                && name != &"Property"
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c))
+        })
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The SASL mechanisms librdkafka implements and the builtin feature each needs.
+const SASL_MECHANISMS: &[(&str, &str)] = &[
+    ("GSSAPI", "sasl_gssapi"),
+    ("PLAIN", "sasl_plain"),
+    ("SCRAM-SHA-256", "sasl_scram"),
+    ("SCRAM-SHA-512", "sasl_scram"),
+    ("OAUTHBEARER", "sasl_oauthbearer"),
+];
+
+/// Problems with the user's `kafka.client` properties for the linked librdkafka, as
+/// `(property, message)`: unknown names (with a suggestion), values librdkafka rejects
+/// (including a `security.protocol` this build cannot speak) and a SASL mechanism this build
+/// lacks. Each property is set on a configuration object of its own (librdkafka's own check,
+/// which knows every property of the build); no client is created and nothing connects.
+pub fn property_problems(props: &[(String, String)]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut known: Option<Vec<String>> = None;
+    for (name, value) in props {
+        let mut one = ClientConfig::new();
+        one.set(name, value);
+        let Err(err) = one.create_native_config() else {
+            continue;
+        };
+        let message = match err {
+            rdkafka::error::KafkaError::ClientConfig(
+                rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+                ..,
+            ) => {
+                let known = known.get_or_insert_with(known_properties);
+                format!(
+                    "unknown Kafka client property `{name}`{}",
+                    did_you_mean(name, known)
+                )
+            }
+            rdkafka::error::KafkaError::ClientConfig(_, description, ..) => {
+                format!(
+                    "Kafka client property `{name}`: {}",
+                    redacted(name, value, description)
+                )
+            }
+            other => format!("Kafka client property `{name}`: {other}"),
+        };
+        problems.push((name.clone(), message));
+    }
+    let get = |key: &str| props.iter().rev().find(|(k, _)| k == key);
+    let protocol = get("security.protocol").map(|(_, v)| v.to_ascii_lowercase());
+    let protocol_rejected = problems.iter().any(|(k, _)| k == "security.protocol");
+    if !protocol_rejected && protocol.as_deref().is_some_and(|p| p.starts_with("sasl_")) {
+        let (_, features) = librdkafka_build();
+        let configured = get("sasl.mechanism").or_else(|| get("sasl.mechanisms"));
+        let mechanism = configured.map_or("GSSAPI", |(_, v)| v.as_str());
+        let at = configured.map_or("security.protocol", |(k, _)| k.as_str());
+        let default_note = if configured.is_none() {
+            " (librdkafka's default when `sasl.mechanism` is not set)"
+        } else {
+            ""
+        };
+        match SASL_MECHANISMS
+            .iter()
+            .find(|(m, _)| m.eq_ignore_ascii_case(mechanism.trim()))
+        {
+            None => problems.push((
+                at.to_owned(),
+                format!(
+                    "unknown SASL mechanism `{mechanism}`: expected one of {}",
+                    SASL_MECHANISMS
+                        .iter()
+                        .map(|(m, _)| *m)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            Some((m, feature)) if !features.iter().any(|f| f == feature) => problems.push((
+                at.to_owned(),
+                format!(
+                    "SASL mechanism {m}{default_note} is not supported by this build of \
+                     librdkafka (builtin features: {}); supported: {}",
+                    features.join(","),
+                    SASL_MECHANISMS
+                        .iter()
+                        .filter(|(_, f)| features.iter().any(|x| x == f))
+                        .map(|(m, _)| *m)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// Collects what librdkafka reports while a client tries the cluster: error events and
+/// error-level log lines (authentication and TLS failures are reported only there).
+#[derive(Default)]
+struct Reports(std::sync::Mutex<Vec<String>>);
+
+impl rdkafka::ClientContext for Reports {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if (level as i32) <= rdkafka::config::RDKafkaLogLevel::Error as i32 {
+            if let Ok(mut r) = self.0.lock() {
+                r.push(format!("{fac}: {message}"));
+            }
+        }
+    }
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Ok(mut r) = self.0.lock() {
+            r.push(format!("{error}: {reason}"));
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Reports {}
+
+/// Why the cluster cannot be reached with these settings, as librdkafka explains it (e.g.
+/// "SASL authentication error: Authentication failed during authentication due to invalid
+/// credentials with SASL mechanism SCRAM-SHA-512"), or `None` if it can be, or if librdkafka
+/// says nothing more precise. Meant for the failure path of a first metadata request, whose
+/// own error ("broker transport failure") does not say why: a throwaway consumer that never
+/// joins a group asks for metadata and its error events are served.
+pub fn connection_problem(kafka: &KafkaConfig, timeout: std::time::Duration) -> Option<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut props = admin_properties(kafka);
+    props.retain(|(k, _)| k != "group.id" && k != "group.instance.id");
+    let mut config = client_config(&props);
+    config.set_log_level(rdkafka::config::RDKafkaLogLevel::Error);
+    let consumer: BaseConsumer<Reports> = config.create_with_context(Reports::default()).ok()?;
+    let reachable = consumer.fetch_metadata(None, timeout).is_ok();
+    // Error events and logs wait in the queue until served.
+    let _ = consumer.poll(std::time::Duration::from_millis(200));
+    let reports = std::mem::take(&mut *consumer.context().0.lock().ok()?);
+    if reachable {
+        return None;
+    }
+    let secrets: Vec<&str> = props
+        .iter()
+        .filter(|(k, v)| is_secret_property(k) && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let precise = |r: &&String| {
+        let lower = r.to_ascii_lowercase();
+        ["authentication", "ssl", "certificate", "handshake", "sasl"]
+            .iter()
+            .any(|w| lower.contains(w))
+    };
+    let reason = reports
+        .iter()
+        .find(precise)
+        .or_else(|| reports.first())?
+        .clone();
+    Some(
+        secrets
+            .iter()
+            .fold(reason, |text, secret| text.replace(secret, "[redacted]")),
+    )
+}
+
+/// `text` with a secret property's value replaced by `[redacted]` (librdkafka's messages quote
+/// rejected values).
+pub fn redacted(name: &str, value: &str, text: String) -> String {
+    if is_secret_property(name) && !value.is_empty() {
+        text.replace(value, "[redacted]")
+    } else {
+        text
+    }
+}
+
+/// `; did you mean `x`?` for the closest known property name, if any is close.
+fn did_you_mean(name: &str, known: &[String]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), k))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, k)) if d <= 3.max(name.len() / 4) => format!("; did you mean `{k}`?"),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +561,172 @@ mod tests {
         assert_eq!(get(&p, "enable.auto.commit"), Some("false"));
         assert_eq!(get(&p, "enable.partition.eof"), Some("true"));
         assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
+    }
+
+    #[test]
+    fn the_build_has_tls_sasl_scram_oauthbearer_and_zstd() {
+        let (version, features) = librdkafka_build();
+        let missing: Vec<&str> = REQUIRED_FEATURES
+            .iter()
+            .copied()
+            .filter(|f| !features.iter().any(|x| x == f))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "librdkafka {version} lacks {missing:?} (builtin.features: {features:?})"
+        );
+    }
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn known_properties_include_the_security_ones() {
+        let known = known_properties();
+        for name in ["sasl.username", "sasl.password", "ssl.ca.location", "acks"] {
+            assert!(known.iter().any(|k| k == name), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn secured_cluster_settings_pass() {
+        let p = props(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "journeyd"),
+            ("sasl.password", "s3cret"),
+            ("compression.type", "zstd"),
+            ("session.timeout.ms", "6000"),
+        ]);
+        assert_eq!(property_problems(&p), Vec::<(String, String)>::new());
+        let oidc = props(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.oauthbearer.method", "oidc"),
+            ("sasl.oauthbearer.client.id", "journeyd"),
+            ("sasl.oauthbearer.client.secret", "s3cret"),
+            (
+                "sasl.oauthbearer.token.endpoint.url",
+                "https://login.example.com/oauth2/token",
+            ),
+        ]);
+        assert_eq!(property_problems(&oidc), Vec::<(String, String)>::new());
+    }
+
+    #[test]
+    fn unknown_property_gets_a_suggestion() {
+        let p = props(&[("sasl.usernme", "journeyd")]);
+        assert_eq!(
+            property_problems(&p),
+            vec![(
+                "sasl.usernme".to_string(),
+                "unknown Kafka client property `sasl.usernme`; did you mean `sasl.username`?"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_values_and_unknown_mechanisms_are_reported() {
+        let p = props(&[
+            ("security.protocol", "SASL_TLS"),
+            ("session.timeout.ms", "soon"),
+        ]);
+        let problems = property_problems(&p);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].0, "security.protocol");
+        assert!(problems[0].1.contains("sasl_tls") || problems[0].1.contains("SASL_TLS"));
+        assert_eq!(problems[1].0, "session.timeout.ms");
+
+        let p = props(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-1024"),
+        ]);
+        let problems = property_problems(&p);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "sasl.mechanism");
+        assert!(problems[0]
+            .1
+            .starts_with("unknown SASL mechanism `SCRAM-SHA-1024`"));
+    }
+
+    #[test]
+    fn gssapi_default_is_not_in_this_build() {
+        // No `sasl.mechanism`: librdkafka would use GSSAPI (Kerberos), which needs Cyrus SASL,
+        // not linked here.
+        let p = props(&[("security.protocol", "SASL_SSL")]);
+        let problems = property_problems(&p);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "security.protocol");
+        assert!(problems[0].1.contains("GSSAPI"), "{}", problems[0].1);
+    }
+
+    #[test]
+    fn secret_values_are_redacted_from_messages() {
+        let text = || "Invalid value \"hunter2\" for configuration property".to_string();
+        assert_eq!(
+            redacted("sasl.password", "hunter2", text()),
+            "Invalid value \"[redacted]\" for configuration property"
+        );
+        assert_eq!(redacted("sasl.username", "hunter2", text()), text());
+        assert!(is_secret_property("ssl.key.password"));
+        assert!(is_secret_property("sasl.oauthbearer.client.secret"));
+        assert!(is_secret_property("ssl.keystore.password"));
+        assert!(!is_secret_property("sasl.username"));
+    }
+
+    /// A log sink for the tests: every line written, shared.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn forced_property_warnings_carry_no_secret() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        let mut k = kafka();
+        for (name, value) in [
+            ("sasl.password", "pw-8c1f"),
+            ("ssl.key.password", "kp-77ae"),
+            ("sasl.oauthbearer.client.secret", "cs-19d0"),
+            ("enable.auto.commit", "true"),
+            ("isolation.level", "read_uncommitted"),
+            ("enable.idempotence", "false"),
+            ("transactional.id", "other"),
+            ("enable.partition.eof", "false"),
+        ] {
+            k.client.insert(name.into(), value.into());
+        }
+        tracing::subscriber::with_default(subscriber, || {
+            consumer_properties(&k);
+            producer_properties(&k, "journeyd-0");
+            restore_properties(&k);
+            admin_properties(&k);
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("enable.auto.commit"),
+            "no warning logged: {text}"
+        );
+        for secret in ["pw-8c1f", "kp-77ae", "cs-19d0"] {
+            assert!(!text.contains(secret), "a secret is logged: {text}");
+        }
     }
 }

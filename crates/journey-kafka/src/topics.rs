@@ -29,6 +29,8 @@ pub const DEFAULT_INPUT_PARTITIONS: i32 = 3;
 pub enum TopicError {
     #[error("kafka admin client: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
+    #[error("cannot reach the Kafka cluster at {bootstrap}: {reason}")]
+    Unreachable { bootstrap: String, reason: String },
     #[error("cannot create topic {topic}: {code}")]
     Create {
         topic: String,
@@ -113,7 +115,25 @@ pub fn plan_topics(
 pub async fn ensure_topics(config: &Config) -> Result<usize, TopicError> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(&admin_properties(&config.kafka)).create()?;
-    let existing = existing_topics(&admin).await?;
+    let existing = match existing_topics(&admin).await {
+        Ok(existing) => existing,
+        Err(TopicError::Client(error)) => {
+            // "Broker transport failure" does not say why; ask librdkafka (wrong credentials,
+            // TLS trust, unsupported mechanism...).
+            let kafka = config.kafka.clone();
+            let why = tokio::task::block_in_place(|| {
+                crate::clients::connection_problem(&kafka, Duration::from_secs(10))
+            });
+            return Err(match why {
+                Some(reason) => TopicError::Unreachable {
+                    bootstrap: kafka.bootstrap_servers,
+                    reason,
+                },
+                None => TopicError::Client(error),
+            });
+        }
+        Err(other) => return Err(other),
+    };
     let plan = plan_topics(config, &existing)?;
     if plan.create.is_empty() {
         return Ok(plan.partitions);

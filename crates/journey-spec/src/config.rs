@@ -110,11 +110,15 @@ pub fn load_config(path: &FsPath) -> Result<Config, Vec<Diagnostic>> {
             format!("cannot read configuration: {err}"),
         )]
     })?;
-    let env: Vec<(String, String)> = std::env::vars_os()
+    parse_config(&text, path, &journeyd_env())
+}
+
+/// The process's `JOURNEYD_*` variables (the overrides [`load_config`] applies).
+pub(crate) fn journeyd_env() -> Vec<(String, String)> {
+    std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k.starts_with(PREFIX))
-        .collect();
-    parse_config(&text, path, &env)
+        .collect()
 }
 
 /// Same as [`load_config`] over text, with an explicit environment: `env` yields
@@ -145,19 +149,24 @@ pub fn parse_config(
     if root.is_null() {
         root.kind = Kind::Map(Vec::new());
     }
-    if matches!(root.kind, Kind::Map(_)) {
-        let mut env: Vec<&(String, String)> =
-            env.iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
-        env.sort();
-        for (name, value) in env {
-            apply_override(&mut cx, &mut root, name, value);
-        }
-    }
+    apply_overrides(&mut cx, &mut root, env);
     let config = convert(&mut cx, &root, file);
     let diagnostics = cx.finish();
     match config {
         Some(config) if diagnostics.is_empty() => Ok(config),
         _ => Err(diagnostics),
+    }
+}
+
+/// Applies the `JOURNEYD_` variables of `env` to the tree (in name order), when it is a mapping.
+pub(crate) fn apply_overrides(cx: &mut Cx, root: &mut Node, env: &[(String, String)]) {
+    if matches!(root.kind, Kind::Map(_)) {
+        let mut env: Vec<&(String, String)> =
+            env.iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
+        env.sort();
+        for (name, value) in env {
+            apply_override(cx, root, name, value);
+        }
     }
 }
 

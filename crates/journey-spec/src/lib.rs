@@ -9,6 +9,7 @@
 
 mod catalog_check;
 mod check;
+mod client_check;
 mod condition;
 mod config;
 pub mod contracts;
@@ -20,6 +21,9 @@ pub mod testfile;
 pub mod values;
 mod yaml;
 
+pub use client_check::{
+    check_client_properties, check_client_properties_file, ClientPropertyCheck,
+};
 pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use journey::{is_test_file, load_journeys_dir, parse_journey};

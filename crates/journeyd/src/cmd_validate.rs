@@ -1,6 +1,7 @@
-//! `journeyd validate [--config FILE] [JOURNEYS_DIR]`: checks the configuration and every
-//! journey, prints one `FILE:LINE:COLUMN: message` line per problem on stdout, and exits 0 when
-//! everything is valid, 1 otherwise. For a valid set it also prints a `note:` line for every
+//! `journeyd validate [--config FILE] [JOURNEYS_DIR]`: checks the configuration (including the
+//! `kafka.client` properties against the linked librdkafka) and every journey, prints one
+//! `FILE:LINE:COLUMN: message` line per problem on stdout, and exits 0 when everything is valid,
+//! 1 otherwise. For a valid set it also prints a `note:` line for every
 //! `contains` condition, saying how it matches (an item of a list, or text inside text; see
 //! docs/journeys.md, "Conditions"), since the journey alone cannot tell which the data holds.
 
@@ -54,11 +55,27 @@ fn run(args: &Args) -> (Vec<String>, bool) {
         // configuration stops here.
         Err(diagnostics) => return (render(&diagnostics), false),
     };
+    // librdkafka's own check of `kafka.client` (names, values, what this build can speak).
+    let client = render(&journey_spec::check_client_properties_file(
+        &config_path,
+        &journey_kafka::clients::property_problems,
+    ));
+    let (lines, valid) = journeys(args, &config);
+    if client.is_empty() {
+        (lines, valid)
+    } else {
+        let journey_problems = if valid { Vec::new() } else { lines };
+        (client.into_iter().chain(journey_problems).collect(), false)
+    }
+}
+
+/// The journeys' lines and whether they are valid.
+fn journeys(args: &Args, config: &journey_spec::Config) -> (Vec<String>, bool) {
     let dir = args
         .journeys_dir
         .clone()
         .unwrap_or_else(|| config.journeys_dir.clone());
-    match journey_spec::load_journeys_dir(&dir, &config) {
+    match journey_spec::load_journeys_dir(&dir, config) {
         Ok(journeys) => {
             let noun = if journeys.len() == 1 {
                 "journey"
