@@ -277,7 +277,7 @@ fn kill_nine(bin: &Path, bootstrap: &str, prefix: &str) -> Result<(), String> {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    println!("service logs: {}", dir.display());
     Ok(())
 }
 
