@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -335,9 +336,14 @@ impl CheckpointStore {
     /// directory). Returns its size.
     pub fn write(&self, partition: i32, bytes: &[u8]) -> io::Result<u64> {
         let path = self.path(partition);
-        // A name of this process's own: two instances sharing a directory never write the
-        // same temporary file.
-        let tmp = path.with_extension(format!("checkpoint.{}.tmp", std::process::id()));
+        // A name of this write's own: two writers (threads, or instances sharing a directory)
+        // never write the same temporary file.
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let tmp = path.with_extension(format!(
+            "checkpoint.{}-{}.tmp",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
         {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;

@@ -123,6 +123,11 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     config.kafka.bootstrap_servers = bootstrap.clone();
     config.kafka.transactional_id = Some("journeyd-demo".to_string());
     config.kafka.client.clear();
+    // The in-process cluster starts empty each time: checkpoints of an earlier demo would only
+    // be refused as stale, so each demo keeps its own, removed at the end.
+    let state_dir =
+        std::env::temp_dir().join(format!("journeyd-demo-state-{}", std::process::id()));
+    config.state_dir = state_dir.clone();
     if let Some(listen) = &args.listen {
         config.metrics.listen = listen.clone();
     }
@@ -280,6 +285,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     });
     drop(mock);
     drop(extracted);
+    let _ = std::fs::remove_dir_all(&state_dir);
     code
 }
 
