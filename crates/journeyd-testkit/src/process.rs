@@ -16,6 +16,29 @@ pub fn tail(path: &Path, n: usize) -> String {
     out
 }
 
+/// Starts a shell that kills `journeyd` (SIGKILL) if this test process dies without dropping
+/// its [`Journeyd`] (killed by a timeout, for example), so no instance is left running. It
+/// ends as soon as either process has exited, and kills only a process whose command line
+/// still names `config`.
+fn watch_for_orphan(child: u32, config: &Path) {
+    let script = r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+if kill -0 "$2" 2>/dev/null && tr '\0' ' ' <"/proc/$2/cmdline" | grep -qF -- "$3"; then
+  kill -KILL "$2"
+fi"#;
+    let spawned = Command::new("setsid")
+        .args(["bash", "-c", script, "journeyd-watchdog"])
+        .arg(std::process::id().to_string())
+        .arg(child.to_string())
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("cannot start the watchdog of journeyd (pid {child}): {e}");
+    }
+}
+
 /// A running `journeyd run` process. Killed (SIGKILL) when dropped, so a failing test never
 /// leaves one behind.
 pub struct Journeyd {
@@ -44,6 +67,7 @@ impl Journeyd {
             .stderr(err)
             .spawn()
             .expect("start journeyd run");
+        watch_for_orphan(child.id(), config);
         Journeyd {
             child,
             log,
