@@ -63,6 +63,7 @@ impl World {
         std::fs::write(self.root.join("events.jsonl"), events).unwrap();
         let out = self.journeyd(&[
             "simulate",
+            "--quiet",
             "--config",
             "journeyd.yaml",
             "--events",
