@@ -218,34 +218,25 @@ fn dedupe_ignores_a_repeated_event_id() {
 }
 
 #[test]
-fn changed_lists_each_customer_once() {
-    let mut s = Sim::new(vec![cart_journey()]);
-    s.event(
-        "c1",
-        "cart_updated",
-        "2026-11-23T10:00:00Z",
-        json!({"cart_value": 30}),
-    );
-    s.event(
-        "c2",
-        "cart_updated",
-        "2026-11-23T10:00:00Z",
-        json!({"cart_value": 30}),
-    );
+fn changed_lists_each_customer_once_per_call() {
+    let mk = |id: &str| {
+        journey(
+            id,
+            "visit",
+            vec![wait("w", "1h"), send("s", &["email"], "tpl")],
+        )
+    };
+    let mut s = Sim::new(vec![mk("a"), mk("b")]);
+    s.event("c1", "visit", "2026-11-23T10:00:00Z", json!({}));
+    s.event("c2", "visit", "2026-11-23T10:00:00Z", json!({}));
     s.event("c1", "noise", "2026-11-23T10:00:00Z", json!({}));
-    assert_eq!(s.out.changed, vec!["c1", "c2"]);
-    // Accumulating into an Effects that someone else filled: still no repeats.
-    let mut other = crate::Effects::default();
-    other.changed.push("c2".into());
-    other.changed.push("zz".into());
-    other.changed.push("yy".into());
+    // Each call lists the customers it changed (callers clear between calls).
+    assert_eq!(s.out.changed, vec!["c1", "c2", "c1"]);
+    s.out.clear();
+    // One call fires the four timers of two customers: each listed once.
     s.until("2026-11-23T12:00:00Z");
-    std::mem::swap(&mut s.out, &mut other);
-    s.event("c2", "noise", "2026-11-23T12:00:00Z", json!({}));
-    s.event("c3", "noise", "2026-11-23T12:00:00Z", json!({}));
-    s.event("c2", "noise", "2026-11-23T12:00:00Z", json!({}));
-    assert_eq!(s.out.changed, vec!["c2", "zz", "yy", "c3"]);
-    // After clearing, customers are reported again.
+    assert_eq!(s.engine.pending_timers(), 0);
+    assert_eq!(s.out.changed, vec!["c1", "c2"]);
     s.out.clear();
     s.event("c2", "noise", "2026-11-23T12:00:00Z", json!({}));
     assert_eq!(s.out.changed, vec!["c2"]);
