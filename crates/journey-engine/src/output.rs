@@ -2,7 +2,7 @@
 //! docs/reference/decisions.md, timestamps
 //! as RFC 3339 UTC with `Z` and fractional seconds only when non-zero.
 
-use crate::{Decision, SendCommand};
+use crate::{Decision, Reason, SendCommand};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use std::fmt::Write;
@@ -71,7 +71,7 @@ impl Spare {
         self.put_opt(d.step_id);
         self.put_opt(d.channel);
         self.put_opt(d.command_id);
-        self.put_opt(d.reason);
+        self.put_opt(d.reason.and_then(Reason::into_text));
         self.put_opt(d.event_id);
         self.put_opt(d.branch);
     }
@@ -183,7 +183,7 @@ impl Decision {
         if let Some(s) = &self.step_id {
             str_field(&mut o, f, "step_id", s);
         }
-        str_field(&mut o, f, "kind", self.kind);
+        str_field(&mut o, f, "kind", self.kind.as_str());
         if let Some(c) = &self.channel {
             str_field(&mut o, f, "channel", c);
         }
@@ -191,7 +191,7 @@ impl Decision {
             str_field(&mut o, f, "command_id", c);
         }
         if let Some(r) = &self.reason {
-            str_field(&mut o, f, "reason", r);
+            str_field(&mut o, f, "reason", r.as_str());
         }
         if let Some(e) = &self.event_id {
             str_field(&mut o, f, "event_id", e);
@@ -253,10 +253,10 @@ mod tests {
             journey_id: Some("cart_abandonment".into()),
             journey_version: Some(3),
             step_id: Some("first_reminder".into()),
-            kind: "skipped_channel",
+            kind: crate::DecisionKind::SkippedChannel,
             channel: Some("push".into()),
             command_id: None,
-            reason: Some("no_consent".into()),
+            reason: Some(Reason::NoConsent),
             event_id: Some("e-1001".into()),
             holdout: Some(false),
             until: None,
@@ -272,7 +272,7 @@ mod tests {
             journey_id: None,
             journey_version: None,
             step_id: None,
-            kind: "duplicate_event",
+            kind: crate::DecisionKind::DuplicateEvent,
             channel: None,
             command_id: None,
             reason: None,

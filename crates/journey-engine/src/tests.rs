@@ -1,7 +1,7 @@
 //! Behaviour tests of the engine, one rule at a time (docs/journeys.md, docs/reference/).
 
 use crate::testkit::*;
-use crate::{Catalog, Engine};
+use crate::{Catalog, DecisionKind, Engine, Reason};
 use journey_spec::*;
 use serde_json::json;
 use std::sync::Arc;
@@ -114,7 +114,7 @@ fn wait_for_decisions_carry_the_matching_event_or_the_trigger_on_timeout() {
         json!({"campaign": "spring"}),
     );
     // The match runs the `thanks` send and completes: both decisions name the click.
-    let kinds: Vec<_> = s.out.decisions.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = s.out.decisions.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, vec!["sent", "completed"]);
     assert!(s
         .out
@@ -124,7 +124,7 @@ fn wait_for_decisions_carry_the_matching_event_or_the_trigger_on_timeout() {
     s.out.decisions.clear();
     s.until("2026-01-03T00:00:00Z");
     // The timeout of `b` runs `nudge`: no event is handled, so the trigger's id is carried.
-    let kinds: Vec<_> = s.out.decisions.iter().map(|d| d.kind).collect();
+    let kinds: Vec<_> = s.out.decisions.iter().map(|d| d.kind.as_str()).collect();
     assert_eq!(kinds, vec!["sent", "completed"]);
     assert!(s
         .out
@@ -144,7 +144,7 @@ fn exit_when_cancels_a_pending_wait() {
     );
     let o = s.event("c1", "order_completed", "2026-11-23T10:30:00Z", json!({}));
     let d = s.out.decisions.last().unwrap().clone();
-    assert_eq!(d.kind, "exited");
+    assert_eq!(d.kind, DecisionKind::Exited);
     assert_eq!(d.event_id.as_deref(), Some(o.as_str()));
     assert_eq!(d.step_id.as_deref(), Some("wait_an_hour"));
     assert_eq!(s.engine.pending_timers(), 0);
@@ -570,8 +570,8 @@ fn quiet_hours_defer_and_choose_again() {
     s.event("c", "profile_updated", "2026-01-05T09:00:00Z", contact());
     s.event("c", "m_go", "2026-01-05T22:30:00Z", json!({}));
     let d = s.out.decisions.last().unwrap().clone();
-    assert_eq!(d.kind, "deferred");
-    assert_eq!(d.reason.as_deref(), Some("quiet_hours"));
+    assert_eq!(d.kind, DecisionKind::Deferred);
+    assert_eq!(d.reason, Some(Reason::QuietHours));
     assert_eq!(d.channel.as_deref(), Some("push"));
     assert_eq!(d.until, Some(t("2026-01-06T08:00:00Z")));
     assert!(s.commands().is_empty());
@@ -904,7 +904,7 @@ fn sent_decisions_carry_the_command_id() {
         .out
         .decisions
         .iter()
-        .filter(|d| d.kind == "sent")
+        .filter(|d| d.kind == DecisionKind::Sent)
         .map(|d| d.command_id.clone())
         .collect();
     let cmds = s.commands();
@@ -913,7 +913,7 @@ fn sent_decisions_carry_the_command_id() {
         .out
         .decisions
         .iter()
-        .filter(|d| d.kind != "sent")
+        .filter(|d| d.kind != DecisionKind::Sent)
         .all(|d| d.command_id.is_none()));
 }
 

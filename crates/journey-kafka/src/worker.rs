@@ -38,7 +38,7 @@ use crate::txn::{
 };
 use crate::RuntimeError;
 use chrono::Utc;
-use journey_engine::{Catalog, Effects, Engine};
+use journey_engine::{Catalog, DecisionKind, Effects, Engine};
 use journey_spec::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -534,7 +534,7 @@ impl<'s> Session<'s> {
                     .effects
                     .decisions
                     .iter()
-                    .any(|d| d.kind == "duplicate_event");
+                    .any(|d| d.kind == DecisionKind::DuplicateEvent);
                 self.setup.metrics.commands(&self.effects.commands);
                 self.setup.metrics.decisions(&self.effects.decisions);
                 self.setup

@@ -64,7 +64,7 @@ mod timers;
 use crate::catalog::CompiledJourney;
 use crate::hash::{self, FxHashMap};
 use crate::state::*;
-use crate::{Catalog, Effects, Event};
+use crate::{Catalog, DecisionKind, Effects, Event};
 use chrono::{DateTime, Utc};
 use journey_spec::Duration;
 use rules::{decision, Ctx};
@@ -245,7 +245,7 @@ impl Engine {
         let mut cust = self.slots[slot as usize].take().expect("slot is live");
         let h = hash::event_id_hash(&event.event_id);
         if cust.seen(h) {
-            let mut d = decision(out, now, &cust.id, None, "duplicate_event");
+            let mut d = decision(out, now, &cust.id, None, DecisionKind::DuplicateEvent);
             d.event_id = Some(out.spare.string(&event.event_id));
             out.decisions.push(d);
         } else {

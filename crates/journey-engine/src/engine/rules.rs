@@ -12,7 +12,7 @@ use crate::condition::{self, Env, TriggerSrc};
 use crate::hash;
 use crate::localtime::next_local;
 use crate::state::*;
-use crate::{Decision, Effects, Event};
+use crate::{Decision, DecisionKind, Effects, Event, Reason};
 use chrono::{DateTime, Utc};
 use journey_spec::{Action, Condition, Duration, Reentry, Status};
 use serde_json::Value;
@@ -34,7 +34,7 @@ pub(super) fn decision(
     at: DateTime<Utc>,
     cust: &str,
     j: Option<&CompiledJourney>,
-    kind: &'static str,
+    kind: DecisionKind,
 ) -> Decision {
     Decision {
         at,
@@ -64,7 +64,7 @@ impl Ctx<'_> {
         &mut self,
         cust: &Customer,
         pos: usize,
-        kind: &'static str,
+        kind: DecisionKind,
         with_step: bool,
     ) -> Decision {
         let inst = &cust.rest.instances[pos];
@@ -178,7 +178,7 @@ impl Ctx<'_> {
                     .is_none_or(|w| self.now <= inst.entered_at + w.as_chrono())
                 && self.eval_in(g.condition.as_ref(), cust, inst, true)
             {
-                let d = self.step_decision(cust, pos, "goal", true);
+                let d = self.step_decision(cust, pos, DecisionKind::Goal, true);
                 self.out.decisions.push(d);
                 if g.exit {
                     self.end_instance(cust, pos);
@@ -195,7 +195,7 @@ impl Ctx<'_> {
                 .any(|x| x.event == ty && self.eval_in(x.condition.as_ref(), cust, inst, true))
         };
         if exits {
-            let d = self.step_decision(cust, pos, "exited", true);
+            let d = self.step_decision(cust, pos, DecisionKind::Exited, true);
             self.out.decisions.push(d);
             self.end_instance(cust, pos);
             ended.push(jid);
@@ -238,22 +238,28 @@ impl Ctx<'_> {
         if !self.eval_entry(jr.trigger.condition.as_ref(), cust, ev) {
             return;
         }
-        let suppressed = |this: &mut Self, reason: &str| {
-            let mut d = decision(this.out, this.now, &cust.id, Some(j), "entry_suppressed");
-            d.reason = Some(this.s(reason));
+        let suppressed = |this: &mut Self, reason: Reason| {
+            let mut d = decision(
+                this.out,
+                this.now,
+                &cust.id,
+                Some(j),
+                DecisionKind::EntrySuppressed,
+            );
+            d.reason = Some(reason);
             d.event_id = Some(this.s(&ev.event_id));
             this.out.decisions.push(d);
         };
         if just_ended {
             // The event that ended the instance also matches the trigger: it is not entered
             // again by it, and the decision says so instead of losing the customer silently.
-            return suppressed(self, "ended_by_same_event");
+            return suppressed(self, Reason::EndedBySameEvent);
         }
         if jr.status != Status::Active {
-            return suppressed(self, "status");
+            return suppressed(self, Reason::Status);
         }
         if cust.instance_pos(jid).is_some() {
-            return suppressed(self, "reentry");
+            return suppressed(self, Reason::Reentry);
         }
         let last = cust
             .rest
@@ -267,13 +273,13 @@ impl Ctx<'_> {
             (Reentry::After(d), Some(t)) => self.now < t + d.as_chrono(),
         };
         if blocked {
-            return suppressed(self, "reentry");
+            return suppressed(self, Reason::Reentry);
         }
         if jr.entry.unless.is_some() && self.eval_entry(jr.entry.unless.as_ref(), cust, ev) {
-            return suppressed(self, "unless");
+            return suppressed(self, Reason::Unless);
         }
         let holdout = hash::is_holdout(&jr.id, &cust.id, jr.entry.holdout.basis_points);
-        let mut d = decision(self.out, self.now, &cust.id, Some(j), "entered");
+        let mut d = decision(self.out, self.now, &cust.id, Some(j), DecisionKind::Entered);
         d.event_id = Some(self.s(&ev.event_id));
         d.holdout = Some(holdout);
         self.out.decisions.push(d);
@@ -365,7 +371,7 @@ impl Ctx<'_> {
                         .or(arms.last());
                     match arm {
                         Some(a) => {
-                            let mut d = self.step_decision(cust, pos, "split", true);
+                            let mut d = self.step_decision(cust, pos, DecisionKind::Split, true);
                             d.branch = Some(self.s(&a.name));
                             self.out.decisions.push(d);
                             j.resolve(&a.next)
@@ -375,7 +381,7 @@ impl Ctx<'_> {
                 }
             };
         }
-        let d = self.step_decision(cust, pos, "completed", false);
+        let d = self.step_decision(cust, pos, DecisionKind::Completed, false);
         self.out.decisions.push(d);
         self.end_instance(cust, pos);
     }
@@ -478,11 +484,17 @@ impl Ctx<'_> {
                 match v.as_str().and_then(|s| s.parse::<chrono_tz::Tz>().ok()) {
                     Some(tz) => cust.tz = Some(tz),
                     None => {
-                        let mut d = decision(self.out, self.now, &cust.id, None, "bad_timezone");
-                        d.reason = Some(match v.as_str() {
+                        let mut d = decision(
+                            self.out,
+                            self.now,
+                            &cust.id,
+                            None,
+                            DecisionKind::BadTimezone,
+                        );
+                        d.reason = Some(Reason::BadTimezone(match v.as_str() {
                             Some(s) => self.s(s),
                             None => v.to_string(),
-                        });
+                        }));
                         d.event_id = Some(self.s(&ev.event_id));
                         self.out.decisions.push(d);
                         continue;

@@ -9,7 +9,7 @@ use crate::catalog::{CapC as Cap, CatalogInner, ChannelC as Channel, CompiledJou
 use crate::hash;
 use crate::localtime::{in_window, next_local};
 use crate::state::*;
-use crate::SendCommand;
+use crate::{DecisionKind, Reason, SendCommand};
 use chrono::{DateTime, Utc};
 use journey_spec::{Action, IfNoChannel, PathRoot, Status};
 use serde_json::Value;
@@ -78,36 +78,37 @@ impl Ctx<'_> {
             return SendOutcome::Park;
         }
         if cust.rest.instances[pos].holdout {
-            let d = self.step_decision(cust, pos, "holdout", true);
+            let d = self.step_decision(cust, pos, DecisionKind::Holdout, true);
             self.out.decisions.push(d);
             return SendOutcome::Next;
         }
         let marketing = CatalogInner::is_marketing(j);
         let mut chosen: Option<(usize, String)> = None;
         for name in &send.channels {
-            let skip = |this: &mut Self, cust: &Customer, reason: &str| {
-                let mut d = this.step_decision(cust, pos, "skipped_channel", true);
+            let skip = |this: &mut Self, cust: &Customer, reason: Reason| {
+                let mut d = this.step_decision(cust, pos, DecisionKind::SkippedChannel, true);
                 d.channel = Some(this.s(name));
-                d.reason = Some(this.s(reason));
+                d.reason = Some(reason);
                 this.out.decisions.push(d);
             };
             let Some(ci) = cat.channels.iter().position(|c| c.name == *name) else {
-                skip(self, cust, "unreachable");
+                skip(self, cust, Reason::Unreachable);
                 continue;
             };
             let ch = &cat.channels[ci];
             let cid = b.chan_ids[ci];
             let Some(addr) = cust.profile_get(&ch.address) else {
-                skip(self, cust, "unreachable");
+                skip(self, cust, Reason::Unreachable);
                 continue;
             };
             if !consent_granted(cust, cid, ch) {
-                skip(self, cust, "no_consent");
+                skip(self, cust, Reason::NoConsent);
                 continue;
             }
             if marketing {
                 if let Some(cap) = full_cap(b, cust, cid, self.now) {
-                    skip(self, cust, &cap.reason);
+                    let reason = Reason::FrequencyCap(self.s(&cap.reason));
+                    skip(self, cust, reason);
                     continue;
                 }
             }
@@ -115,11 +116,11 @@ impl Ctx<'_> {
             break;
         }
         let Some((ci, address)) = chosen else {
-            let d = self.step_decision(cust, pos, "no_channel", true);
+            let d = self.step_decision(cust, pos, DecisionKind::NoChannel, true);
             self.out.decisions.push(d);
             if send.if_no_channel == IfNoChannel::Exit {
-                let mut d = self.step_decision(cust, pos, "exited", true);
-                d.reason = Some(self.s("no_channel"));
+                let mut d = self.step_decision(cust, pos, DecisionKind::Exited, true);
+                d.reason = Some(Reason::NoChannel);
                 self.out.decisions.push(d);
                 self.end_instance(cust, pos);
                 return SendOutcome::Ended;
@@ -130,9 +131,9 @@ impl Ctx<'_> {
         let tz = cust.tz.unwrap_or(cat.quiet.default_timezone);
         if marketing && ch.quiet_hours && in_window(tz, self.now, cat.quiet.start, cat.quiet.end) {
             let until = next_local(tz, self.now, cat.quiet.end);
-            let mut d = self.step_decision(cust, pos, "deferred", true);
+            let mut d = self.step_decision(cust, pos, DecisionKind::Deferred, true);
             d.channel = Some(self.s(&ch.name));
-            d.reason = Some(self.s("quiet_hours"));
+            d.reason = Some(Reason::QuietHours);
             d.until = Some(until);
             self.out.decisions.push(d);
             self.set_timer(cust, pos, until, WaitKind::Rerun);
@@ -176,7 +177,7 @@ impl Ctx<'_> {
             trigger_event_id: self.s(&inst.trigger_event_id),
             issued_at: self.now,
         };
-        let mut d = self.step_decision(cust, pos, "sent", true);
+        let mut d = self.step_decision(cust, pos, DecisionKind::Sent, true);
         d.channel = Some(self.s(&ch.name));
         d.command_id = Some(self.s(&command.command_id));
         self.out.commands.push(command);
