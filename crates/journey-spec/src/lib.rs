@@ -22,7 +22,7 @@ mod yaml;
 
 pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use journey::{is_test_file, load_journeys_dir, parse_journey};
+pub use journey::{is_test_file, load_journeys_dir, parse_journey, parse_journey_lenient};
 pub use model::*;
 pub use schema::json_schema;
 pub use yaml::yaml_to_json;

@@ -852,3 +852,30 @@ fn event_catalog_checks_types_and_properties() {
         ["8:51: event type `order_completed` has no property `command_id` in the event catalog (`for_send` reads it)"]
     );
 }
+
+#[test]
+fn the_lenient_check_accepts_undeclared_channels_and_nothing_else() {
+    let file = Path::new("j.yaml");
+    let text =
+        format!("{HEAD}steps:\n  - id: s\n    send: {{ channels: [fax, email], template: t }}\n");
+    let strict = parse_journey(&text, file, &Config::example()).unwrap_err();
+    assert_eq!(strict.len(), 1, "{strict:?}");
+    assert!(
+        strict[0].message.contains("`fax` is not declared"),
+        "{strict:?}"
+    );
+    let journey = parse_journey_lenient(&text, file).unwrap();
+    let Action::Send(send) = &journey.steps[0].action else {
+        panic!("a send step")
+    };
+    assert_eq!(send.channels, ["fax", "email"]);
+    // Every other rule still applies.
+    let broken =
+        format!("{HEAD}steps:\n  - id: s\n    send: {{ channels: [fax], template: \"\" }}\n");
+    let errors: Vec<String> = parse_journey_lenient(&broken, file)
+        .unwrap_err()
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect();
+    assert_eq!(errors, ["6:40: `template` must not be empty"]);
+}
