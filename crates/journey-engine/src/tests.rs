@@ -1,4 +1,7 @@
 //! Behaviour tests of the engine, one rule at a time (docs/journeys.md, docs/reference/).
+//!
+//! Over 600 lines on purpose: one short test per rule of the language, kept in one file so that
+//! the rules read as a list; the helpers they share are in `testkit.rs`.
 
 use crate::testkit::*;
 use crate::{Catalog, DecisionKind, Engine, Reason};

@@ -1,4 +1,7 @@
 //! Unit tests of journey loading: every rule with its exact message and position.
+//!
+//! Over 600 lines on purpose: one test per rule with its exact messages, kept together so that
+//! the language's diagnostics read as one list.
 
 use super::*;
 use crate::values;
