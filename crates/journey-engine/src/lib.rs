@@ -118,7 +118,9 @@ impl Decision {
 pub struct Effects {
     pub commands: Vec<SendCommand>,
     pub decisions: Vec<Decision>,
-    /// Customers whose persisted state changed (each at most once), in first-change order.
+    /// Customers whose persisted state changed, in first-change order: each once per engine
+    /// call (callers clear their `Effects` between calls; one that does not gets each call's
+    /// entries appended).
     pub changed: Vec<String>,
     /// Buffers of cleared effects, reused by the engine for the next ones.
     spare: output::Spare,
