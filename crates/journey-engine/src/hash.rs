@@ -15,7 +15,6 @@
 //!   compared with the arms' cumulative basis points and the first arm whose cumulative sum
 //!   exceeds it is taken.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// The fixed seed of every deterministic hash (`"journeyd"` as a big-endian integer).
@@ -128,68 +127,14 @@ pub fn event_id_hash(event_id: &str) -> u64 {
     xxh3_64_with_seed(event_id.as_bytes(), SEED)
 }
 
-/// A small, fast, unseeded hasher (FxHash style) for in-memory maps whose iteration order never
-/// reaches the output. Deterministic, unlike std's randomised default.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(26) ^ word).wrapping_mul(K);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        // A full avalanche (murmur3's fmix64): hashbrown takes the bucket from the low bits and
-        // the control byte from the high bits, and ids that differ only in their last bytes
-        // (`c123456`, `c123457`) must still spread over both.
-        let mut h = self.hash;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
+/// A small, fast, unseeded hasher for in-memory maps whose iteration order never reaches the
+/// output: `rustc-hash`'s Fx hasher (deterministic, unlike std's randomised default). Its
+/// version 2 mixes byte strings fully and rotates the result, so ids that differ only in their
+/// last bytes (`c1000000`, `c1000001`) spread over both the low bits hashbrown takes the bucket
+/// from and the high bits of its control bytes (checked below).
+pub use rustc_hash::FxHasher;
 /// Builds [`FxHasher`]s.
-pub type FxBuild = BuildHasherDefault<FxHasher>;
+pub type FxBuild = rustc_hash::FxBuildHasher;
 /// A deterministic hash map for internal indexes.
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 
@@ -266,6 +211,20 @@ mod tests {
             })
             .collect();
         assert!(buckets.len() > 2000, "{}", buckets.len());
+    }
+
+    #[test]
+    fn fx_hasher_spreads_similar_ids_over_high_bits() {
+        // hashbrown's control bytes are the top 7 bits.
+        use std::hash::Hasher;
+        let tags: std::collections::HashSet<u64> = (0..4096)
+            .map(|i| {
+                let mut h = FxHasher::default();
+                h.write(format!("c{}", 1_000_000 + i).as_bytes());
+                h.finish() >> 57
+            })
+            .collect();
+        assert!(tags.len() > 120, "{}", tags.len());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod condition;
+mod decision;
 pub mod engine;
 mod event;
 pub mod formats;
@@ -16,6 +17,7 @@ pub mod localtime;
 mod output;
 pub mod state;
 
+pub use decision::{DecisionKind, Reason, UnknownKind};
 pub use engine::Engine;
 pub use output::format_time;
 
@@ -93,13 +95,11 @@ pub struct Decision {
     pub journey_id: Option<String>,
     pub journey_version: Option<u32>,
     pub step_id: Option<String>,
-    /// `entered`, `entry_suppressed`, `sent`, `skipped_channel`, `deferred`, `no_channel`,
-    /// `holdout`, `split`, `exited`, `goal`, `completed`, `duplicate_event`, `bad_timezone`.
-    pub kind: &'static str,
+    pub kind: DecisionKind,
     pub channel: Option<String>,
     /// On `sent`: the `command_id` of the send command it records.
     pub command_id: Option<String>,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub event_id: Option<String>,
     pub holdout: Option<bool>,
     pub until: Option<DateTime<Utc>>,
@@ -118,7 +118,9 @@ impl Decision {
 pub struct Effects {
     pub commands: Vec<SendCommand>,
     pub decisions: Vec<Decision>,
-    /// Customers whose persisted state changed (each at most once), in first-change order.
+    /// Customers whose persisted state changed, in first-change order: each once per engine
+    /// call (callers clear their `Effects` between calls; one that does not gets each call's
+    /// entries appended).
     pub changed: Vec<String>,
     /// Buffers of cleared effects, reused by the engine for the next ones.
     spare: output::Spare,

@@ -247,7 +247,11 @@ fn run(events: &[Ev], switch_at: Option<usize>, check: bool) -> Vec<String> {
         };
         engine.handle(&ev, clock, &mut out);
         if check {
-            if !out.decisions.iter().any(|d| d.kind == "duplicate_event") {
+            if !out
+                .decisions
+                .iter()
+                .any(|d| d.kind == crate::DecisionKind::DuplicateEvent)
+            {
                 model.apply(&ev);
             }
             model.check(&out.commands);

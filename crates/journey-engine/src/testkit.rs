@@ -238,9 +238,16 @@ impl Sim {
             .iter()
             .map(|d| {
                 let mut s = d.kind.to_string();
-                for p in [&d.journey_id, &d.step_id, &d.channel, &d.reason, &d.branch]
-                    .into_iter()
-                    .flatten()
+                let reason = d.reason.as_ref().map(|r| r.as_str());
+                for p in [
+                    d.journey_id.as_deref(),
+                    d.step_id.as_deref(),
+                    d.channel.as_deref(),
+                    reason,
+                    d.branch.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     s.push(' ');
                     s.push_str(p);

@@ -7,13 +7,13 @@
 //! Labels are kept low-cardinality on purpose: journey ids, channel names, cap names, topics and
 //! partitions are all bounded by configuration, and the engine's decision kinds and reasons are a
 //! closed set. Customer ids, event ids and anything a customer can write never become a label:
-//! a decision reason outside the known set is reported as `other` (see [`reason_label`]).
+//! the free-text reason of `bad_timezone` is reported as `other` (see [`reason_label`]).
 //!
 //! Holdout counters (`journeyd_journey_{entries,exits,goals,completions}_total{holdout}`) let
 //! lift be computed in PromQL, e.g. the conversion rate of the treated group
 //! `goals{holdout="false"} / entries{holdout="false"}` against the control group's.
 
-use journey_engine::{Decision, SendCommand};
+use journey_engine::{Decision, DecisionKind, Reason, SendCommand};
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -35,20 +35,6 @@ const DELAY_BUCKETS: &[f64] = &[
 /// Buckets for partition restores, which replay a changelog: 10 ms to 30 min.
 const RESTORE_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-];
-
-/// Decision reasons that the engine produces (docs/reference/decisions.md) and that are safe as
-/// label values.
-/// `frequency_cap:<cap name>` is accepted too: cap names come from the configuration.
-const KNOWN_REASONS: &[&str] = &[
-    "unless",
-    "reentry",
-    "status",
-    "unreachable",
-    "no_consent",
-    "quiet_hours",
-    // `exited` after `no_channel` with `if_no_channel: exit`.
-    "no_channel",
 ];
 
 /// Every metric family the runtime exposes, with its label names, in registration order.
@@ -138,15 +124,25 @@ pub fn metric_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// The label value for a decision reason: known reasons and `frequency_cap:<name>` pass, a
-/// missing reason is `""`, anything else is `other` so that an unexpected free-text reason can
-/// never blow up the number of series.
-pub fn reason_label(reason: Option<&str>) -> &str {
+/// The label value for a decision reason: the engine's fixed reasons and
+/// `frequency_cap:<name>` (cap names come from the configuration) pass, a missing reason is
+/// `""`, and the one free-text reason (the rejected value of `bad_timezone`) is `other`, so
+/// that text a customer can write never becomes a series.
+pub fn reason_label(reason: Option<&Reason>) -> &str {
     match reason {
         None => "",
-        Some(r) if KNOWN_REASONS.contains(&r) => r,
-        Some(r) if r.starts_with("frequency_cap:") => r,
-        Some(_) => "other",
+        Some(
+            r @ (Reason::Unless
+            | Reason::Reentry
+            | Reason::Status
+            | Reason::EndedBySameEvent
+            | Reason::Unreachable
+            | Reason::NoConsent
+            | Reason::FrequencyCap(_)
+            | Reason::QuietHours
+            | Reason::NoChannel),
+        ) => r.as_str(),
+        Some(Reason::BadTimezone(_)) => "other",
     }
 }
 
@@ -495,16 +491,24 @@ impl Metrics {
     pub fn decisions(&self, decisions: &[Decision]) {
         for d in decisions {
             let journey = d.journey_id.as_deref().unwrap_or("");
-            let reason = reason_label(d.reason.as_deref());
+            let reason = reason_label(d.reason.as_ref());
             self.decisions
-                .with_label_values(&[d.kind, journey, reason])
+                .with_label_values(&[d.kind.as_str(), journey, reason])
                 .inc();
             let lifecycle = match d.kind {
-                "entered" => &self.entries,
-                "exited" => &self.exits,
-                "goal" => &self.goals,
-                "completed" => &self.completions,
-                _ => continue,
+                DecisionKind::Entered => &self.entries,
+                DecisionKind::Exited => &self.exits,
+                DecisionKind::Goal => &self.goals,
+                DecisionKind::Completed => &self.completions,
+                DecisionKind::EntrySuppressed
+                | DecisionKind::Sent
+                | DecisionKind::SkippedChannel
+                | DecisionKind::Deferred
+                | DecisionKind::NoChannel
+                | DecisionKind::Holdout
+                | DecisionKind::Split
+                | DecisionKind::DuplicateEvent
+                | DecisionKind::BadTimezone => continue,
             };
             lifecycle
                 .with_label_values(&[journey, holdout_label(d.holdout)])
@@ -716,17 +720,17 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
 
-    fn decision(kind: &'static str, journey: &str, reason: Option<&str>) -> Decision {
+    fn decision(kind: &str, journey: &str, reason: Option<&str>) -> Decision {
         Decision {
             at: Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
             customer_id: "c-42".into(),
             journey_id: Some(journey.into()),
             journey_version: Some(1),
             step_id: Some("s".into()),
-            kind,
+            kind: kind.parse().expect("a decision kind"),
             channel: None,
             command_id: None,
-            reason: reason.map(str::to_string),
+            reason: reason.map(Reason::from_text),
             event_id: Some("e-1".into()),
             holdout: None,
             until: None,
@@ -807,11 +811,12 @@ mod tests {
             "no_channel",
             "frequency_cap:sms_daily",
         ] {
-            assert_eq!(reason_label(Some(known)), known);
+            assert_eq!(reason_label(Some(&Reason::from_text(known))), known);
         }
         assert_eq!(reason_label(None), "");
-        assert_eq!(reason_label(Some("Europe/Londn")), "other");
-        assert_eq!(reason_label(Some("ada@example.com")), "other");
+        let free = |s: &str| Reason::BadTimezone(s.into());
+        assert_eq!(reason_label(Some(&free("Europe/Londn"))), "other");
+        assert_eq!(reason_label(Some(&free("ada@example.com"))), "other");
     }
 
     #[test]

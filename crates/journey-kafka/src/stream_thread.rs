@@ -40,7 +40,7 @@ use crate::task_manager::{TaskManager, TaskManagerSetup};
 use crate::txn::{create_producer, lock, AbortReason, Txn, TxnFailure};
 use crate::RuntimeError;
 use chrono::Utc;
-use journey_engine::{Catalog, Effects};
+use journey_engine::{Catalog, DecisionKind, Effects};
 use journey_spec::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -427,7 +427,7 @@ impl<'s> Session<'s> {
                     .effects
                     .decisions
                     .iter()
-                    .any(|d| d.kind == "duplicate_event");
+                    .any(|d| d.kind == DecisionKind::DuplicateEvent);
                 self.setup
                     .metrics
                     .event_consumed(topic, if duplicate { "duplicate" } else { "processed" });

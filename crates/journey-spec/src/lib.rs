@@ -26,7 +26,7 @@ pub use client_check::{
 };
 pub use config::{load_config, parse_config, EXAMPLE_CONFIG};
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use journey::{is_test_file, load_journeys_dir, parse_journey};
+pub use journey::{is_test_file, load_journeys_dir, parse_journey, parse_journey_lenient};
 pub use model::*;
 pub use schema::json_schema;
 pub use yaml::yaml_to_json;

@@ -7,13 +7,12 @@
 //! journeyd itself (see [`crate::flow`]).
 //!
 //! The journey is validated first, against `--config`, else `./journeyd.yaml` when present,
-//! else a permissive configuration that declares whichever channels the file uses (so any
-//! journey file can be drawn on its own).
+//! else leniently (every rule of the language but the declared channels, so any journey file
+//! can be drawn on its own).
 
 use anyhow::Context;
 use journey_spec::{
-    Action, ChannelConfig, Condition, Config, ConsentMode, Duration, EventMatch, Journey, Next, Op,
-    Percent, Reentry, Status, TimeOfDay,
+    Action, Condition, Duration, EventMatch, Journey, Next, Op, Percent, Reentry, Status, TimeOfDay,
 };
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -26,8 +25,8 @@ pub struct Args {
     /// The journey file to draw.
     #[arg(value_name = "JOURNEY_FILE")]
     pub journey: PathBuf,
-    /// Engine configuration to validate against (default: ./journeyd.yaml if present, else a
-    /// permissive configuration accepting every channel the journey uses).
+    /// Engine configuration to validate against (default: ./journeyd.yaml if present, else
+    /// every channel the journey uses is accepted).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Output format: a Mermaid flowchart, Graphviz DOT, or an SVG drawing laid out by journeyd.
@@ -51,14 +50,14 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         let default = crate::default_config_path();
         default.is_file().then_some(default)
     });
-    let config = match config_path {
+    let parsed = match config_path {
         Some(path) => match journey_spec::load_config(&path) {
-            Ok(config) => config,
+            Ok(config) => journey_spec::parse_journey(&text, &args.journey, &config),
             Err(diagnostics) => return Ok(report(&diagnostics)),
         },
-        None => permissive_config(&text),
+        None => journey_spec::parse_journey_lenient(&text, &args.journey),
     };
-    let journey = match journey_spec::parse_journey(&text, &args.journey, &config) {
+    let journey = match parsed {
         Ok(journey) => journey,
         Err(diagnostics) => return Ok(report(&diagnostics)),
     };
@@ -79,56 +78,6 @@ fn report(diagnostics: &[journey_spec::Diagnostic]) -> ExitCode {
         let _ = writeln!(stderr, "{diagnostic}");
     }
     ExitCode::from(1)
-}
-
-/// The example configuration of docs/reference/configuration.md, plus every channel named in a `send.channels` list of the
-/// journey text (read leniently: a file that is not valid YAML adds none, and validation then
-/// reports the syntax error).
-fn permissive_config(text: &str) -> Config {
-    let mut names = Vec::new();
-    if let Ok(documents) = yaml_rust2::YamlLoader::load_from_str(text) {
-        for document in &documents {
-            collect_send_channels(document, &mut names);
-        }
-    }
-    let mut config = Config::example();
-    for name in names {
-        config
-            .channels
-            .entry(name.clone())
-            .or_insert_with(|| ChannelConfig {
-                topic: format!("actions.{name}"),
-                address: format!("{name}_address"),
-                consent: ConsentMode::OptOut,
-                quiet_hours: false,
-            });
-    }
-    config
-}
-
-/// Channel names of every `send: { channels: [...] }` anywhere in the document.
-fn collect_send_channels(node: &yaml_rust2::Yaml, names: &mut Vec<String>) {
-    use yaml_rust2::Yaml;
-    match node {
-        Yaml::Hash(map) => {
-            for (key, value) in map {
-                if key.as_str() == Some("send") {
-                    if let Some(channels) = value["channels"].as_vec() {
-                        for channel in channels.iter().filter_map(Yaml::as_str) {
-                            if !names.iter().any(|n| n == channel) {
-                                names.push(channel.to_string());
-                            }
-                        }
-                    }
-                }
-                collect_send_channels(value, names);
-            }
-        }
-        Yaml::Array(items) => items
-            .iter()
-            .for_each(|item| collect_send_channels(item, names)),
-        _ => {}
-    }
 }
 
 /// Node id of the end of the journey (`end` itself is a Mermaid keyword).
@@ -498,13 +447,5 @@ mod tests {
         assert_eq!(percent(Percent { basis_points: 1000 }), "10%");
         assert_eq!(percent(Percent { basis_points: 1250 }), "12.5%");
         assert_eq!(percent(Percent { basis_points: 1205 }), "12.05%");
-    }
-
-    #[test]
-    fn send_channels_are_collected_from_the_text() {
-        let text = "steps:\n  - id: a\n    send: { channels: [push, ads], template: t }\n  - id: b\n    send:\n      channels: [email, push]\n      template: u\n";
-        let config = permissive_config(text);
-        let names: Vec<&str> = config.channels.keys().map(String::as_str).collect();
-        assert_eq!(names, ["email", "sms", "push", "ads"]);
     }
 }

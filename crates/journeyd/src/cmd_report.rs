@@ -24,7 +24,8 @@ use crate::flow::{self, group_digits, xml_escape, Flow, FlowCounts};
 use crate::virtual_clock::VirtualClock;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
-use journey_engine::{format_time, parse_event, Catalog, Decision, Effects, Engine};
+use journey_engine::DecisionKind as K;
+use journey_engine::{format_time, parse_event, Catalog, Decision, Effects, Engine, Reason};
 use journey_spec::{Action, Config, Journey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -373,7 +374,7 @@ impl Run {
     fn add(&mut self, effects: &Effects, keep: bool) {
         let mut commands = effects.commands.iter();
         for d in &effects.decisions {
-            let command = if d.kind == "sent" {
+            let command = if d.kind == K::Sent {
                 commands.next()
             } else {
                 None
@@ -390,8 +391,8 @@ impl Run {
 
     fn decision(&mut self, d: &Decision, command: Option<&journey_engine::SendCommand>) {
         match d.kind {
-            "skipped_channel" => {
-                let reason = d.reason.as_deref().unwrap_or("");
+            K::SkippedChannel => {
+                let reason = d.reason.as_ref().map_or("", Reason::as_str);
                 bump(&mut self.skips, reason);
                 if let Some(cap) = reason.strip_prefix("frequency_cap:") {
                     match self.capped.get_mut(cap) {
@@ -407,9 +408,18 @@ impl Run {
                     }
                 }
             }
-            "deferred" => self.deferred += 1,
-            "no_channel" => self.no_channel += 1,
-            _ => {}
+            K::Deferred => self.deferred += 1,
+            K::NoChannel => self.no_channel += 1,
+            K::Entered
+            | K::EntrySuppressed
+            | K::Sent
+            | K::Holdout
+            | K::Split
+            | K::Exited
+            | K::Goal
+            | K::Completed
+            | K::DuplicateEvent
+            | K::BadTimezone => {}
         }
         if let Some(c) = command {
             let hour = c.issued_at.timestamp().div_euclid(3600);
@@ -466,7 +476,7 @@ impl Run {
                 }
             };
         match d.kind {
-            "entered" => {
+            K::Entered => {
                 js.entered += 1;
                 if d.holdout == Some(true) {
                     js.entered_holdout += 1;
@@ -481,7 +491,10 @@ impl Run {
                 js.node_counts[f] += 1;
                 set_position(&mut self.position, &d.customer_id, Some(f as u32));
             }
-            "entry_suppressed" => bump(&mut js.suppressed, d.reason.as_deref().unwrap_or("")),
+            K::EntrySuppressed => bump(
+                &mut js.suppressed,
+                d.reason.as_ref().map_or("", Reason::as_str),
+            ),
             _ => {
                 let at = position(&mut self.position, &d.customer_id);
                 let step = d
@@ -493,9 +506,9 @@ impl Run {
                 }
                 let now = step.map(|s| s as u32).or(at);
                 match d.kind {
-                    "sent" => js.sends += 1,
-                    "holdout" => js.held_sends += 1,
-                    "goal" => {
+                    K::Sent => js.sends += 1,
+                    K::Holdout => js.held_sends += 1,
+                    K::Goal => {
                         if d.holdout == Some(true) {
                             js.goals_holdout += 1;
                         } else {
@@ -505,9 +518,9 @@ impl Run {
                     _ => {}
                 }
                 let ends = match d.kind {
-                    "exited" => {
+                    K::Exited => {
                         js.exited += 1;
-                        if d.reason.as_deref() == Some("no_channel") {
+                        if d.reason == Some(Reason::NoChannel) {
                             if let Some(s) = &d.step_id {
                                 js.dashed_edge(&flow::step_key(s));
                             }
@@ -516,7 +529,7 @@ impl Run {
                         }
                         true
                     }
-                    "goal" => {
+                    K::Goal => {
                         let exits = js.flow.edges.iter().any(|e| e.dashed && e.from == "goal");
                         if exits {
                             js.dashed_edge("goal");
@@ -525,7 +538,7 @@ impl Run {
                         }
                         exits
                     }
-                    "completed" => {
+                    K::Completed => {
                         js.completed += 1;
                         if let Some(from) = now {
                             let end = js.index["end"];
@@ -536,7 +549,7 @@ impl Run {
                     _ => false,
                 };
                 if ends {
-                    if d.kind != "completed" {
+                    if d.kind != K::Completed {
                         let end = js.index["end"];
                         js.node_counts[end] += 1;
                     }
@@ -1386,7 +1399,9 @@ fn baseline_section(o: &mut String, run: &Run, c: &Comparison) {
             {
                 let d = &k.decision;
                 let what = match (&k.template, d.kind) {
-                    (Some(t), "sent") => format!("sent {} {t}", d.channel.as_deref().unwrap_or("")),
+                    (Some(t), K::Sent) => {
+                        format!("sent {} {t}", d.channel.as_deref().unwrap_or(""))
+                    }
                     _ => describe_decision(d),
                 };
                 let _ = writeln!(
@@ -1449,7 +1464,7 @@ mod tests {
             journey_id: Some("cart_abandonment".into()),
             journey_version: Some(3),
             step_id: step.map(Into::into),
-            kind,
+            kind: kind.parse().expect("a decision kind"),
             channel: None,
             reason: None,
             event_id: None,

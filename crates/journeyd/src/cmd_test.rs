@@ -14,7 +14,8 @@
 use crate::virtual_clock::VirtualClock;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use journey_engine::{format_time, Catalog, Decision, Engine, Event, SendCommand};
+use journey_engine::DecisionKind as K;
+use journey_engine::{format_time, Catalog, Decision, Engine, Event, Reason, SendCommand};
 use journey_spec::testfile::{
     self, DecisionExpect, Expectation, Located, NoSendExpect, Order, SendExpect, TestCase,
     TestFile, Window,
@@ -409,7 +410,7 @@ fn execute(test: &TestCase, loaded: &Loaded) -> anyhow::Result<Vec<Record>> {
     let mut sink = |effects: &journey_engine::Effects| -> anyhow::Result<()> {
         let mut commands = effects.commands.iter();
         for d in &effects.decisions {
-            let command = if d.kind == "sent" {
+            let command = if d.kind == K::Sent {
                 commands.next().cloned()
             } else {
                 None
@@ -611,11 +612,11 @@ fn data_eq(got: Option<&Value>, want: &Value) -> bool {
 
 fn decision_matches(e: &DecisionExpect, r: &Record) -> bool {
     let d = &r.decision;
-    d.kind == e.kind.value
+    d.kind.as_str() == e.kind.value
         && eq_opt(&e.customer, Some(&d.customer_id))
         && e.reason
             .as_ref()
-            .is_none_or(|x| d.reason.as_ref() == Some(x))
+            .is_none_or(|x| d.reason.as_ref().map(Reason::as_str) == Some(x.as_str()))
         && eq_opt(&e.journey, d.journey_id.as_deref())
         && eq_opt(&e.step, d.step_id.as_deref())
         && eq_opt(&e.channel, d.channel.as_deref())
@@ -660,14 +661,14 @@ fn closest(e: &Expectation, records: &[Record]) -> Vec<String> {
             }
             Expectation::Decision(x) => {
                 let d = &r.decision;
-                if !eq_opt(&x.customer, Some(&d.customer_id)) || d.kind != x.kind.value {
+                if !eq_opt(&x.customer, Some(&d.customer_id)) || d.kind.as_str() != x.kind.value {
                     return None;
                 }
                 Some(
                     [
-                        x.reason
-                            .as_ref()
-                            .is_none_or(|v| d.reason.as_ref() == Some(v)),
+                        x.reason.as_ref().is_none_or(|v| {
+                            d.reason.as_ref().map(Reason::as_str) == Some(v.as_str())
+                        }),
                         eq_opt(&x.journey, d.journey_id.as_deref()),
                         eq_opt(&x.step, d.step_id.as_deref()),
                         eq_opt(&x.channel, d.channel.as_deref()),
@@ -791,7 +792,7 @@ fn describe_send(r: &Record) -> String {
 pub(crate) fn describe(r: &Record) -> String {
     let d = &r.decision;
     let text = match d.kind {
-        "sent" => match &r.command {
+        K::Sent => match &r.command {
             Some(c) => format!(
                 "sent {} {}{}",
                 c.channel,
@@ -816,24 +817,24 @@ pub(crate) fn describe(r: &Record) -> String {
 
 /// A decision's kind and details in words (without time, customer and place).
 pub(crate) fn describe_decision(d: &Decision) -> String {
-    let reason = d.reason.as_deref().unwrap_or("");
+    let reason = d.reason.as_ref().map_or("", Reason::as_str);
     let channel = d.channel.as_deref().unwrap_or("");
     match d.kind {
-        "entered" if d.holdout == Some(true) => "entered (held out: will receive nothing)".into(),
-        "entered" => "entered".into(),
-        "entry_suppressed" => format!("not entered: {reason}"),
-        "sent" => format!("sent {channel}"),
-        "skipped_channel" => format!("skipped {channel}: {reason}"),
-        "deferred" => format!(
+        K::Entered if d.holdout == Some(true) => "entered (held out: will receive nothing)".into(),
+        K::Entered => "entered".into(),
+        K::EntrySuppressed => format!("not entered: {reason}"),
+        K::Sent => format!("sent {channel}"),
+        K::SkippedChannel => format!("skipped {channel}: {reason}"),
+        K::Deferred => format!(
             "deferred {channel} until {} ({reason})",
             d.until.map(format_time).unwrap_or_default()
         ),
-        "no_channel" => "no channel left: nothing sent".into(),
-        "holdout" => "held out: nothing sent".into(),
-        "split" => format!("split: arm {}", d.branch.as_deref().unwrap_or("?")),
-        "exited" if !reason.is_empty() => format!("exited ({reason})"),
-        "exited" => format!("exited on event {}", d.event_id.as_deref().unwrap_or("?")),
-        "goal" => format!(
+        K::NoChannel => "no channel left: nothing sent".into(),
+        K::Holdout => "held out: nothing sent".into(),
+        K::Split => format!("split: arm {}", d.branch.as_deref().unwrap_or("?")),
+        K::Exited if !reason.is_empty() => format!("exited ({reason})"),
+        K::Exited => format!("exited on event {}", d.event_id.as_deref().unwrap_or("?")),
+        K::Goal => format!(
             "goal reached{}",
             if d.holdout == Some(true) {
                 " (held out)"
@@ -841,13 +842,12 @@ pub(crate) fn describe_decision(d: &Decision) -> String {
                 ""
             }
         ),
-        "completed" => "completed".into(),
-        "duplicate_event" => format!(
+        K::Completed => "completed".into(),
+        K::DuplicateEvent => format!(
             "duplicate event {} ignored",
             d.event_id.as_deref().unwrap_or("?")
         ),
-        "bad_timezone" => format!("bad time zone `{reason}`: default used"),
-        other => other.to_string(),
+        K::BadTimezone => format!("bad time zone `{reason}`: default used"),
     }
 }
 
@@ -897,9 +897,9 @@ mod tests {
             journey_id: Some("cart_abandonment".into()),
             journey_version: Some(3),
             step_id: Some("first_reminder".into()),
-            kind,
+            kind: kind.parse().expect("a decision kind"),
             channel: Some("sms".into()),
-            reason: Some("frequency_cap:sms_daily".into()),
+            reason: Some(Reason::FrequencyCap("frequency_cap:sms_daily".into())),
             event_id: None,
             holdout: Some(false),
             until: None,

@@ -2,7 +2,7 @@
 //! suppressed by reason, sends by channel, skips by reason, goals), and the per-journey figures
 //! the backtest report starts from.
 
-use journey_engine::Decision;
+use journey_engine::{Decision, DecisionKind as K, Reason};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -35,28 +35,29 @@ impl Summary {
                 m.insert(k.to_string(), 1);
             }
         };
+        let reason = d.reason.as_ref().map_or("", Reason::as_str);
         match d.kind {
-            "entered" => {
+            K::Entered => {
                 self.entered += 1;
                 if d.holdout == Some(true) {
                     self.entered_holdout += 1;
                 }
             }
-            "entry_suppressed" => bump(&mut self.suppressed, d.reason.as_deref().unwrap_or("")),
-            "sent" => bump(&mut self.sends, d.channel.as_deref().unwrap_or("")),
-            "skipped_channel" => bump(&mut self.skips, d.reason.as_deref().unwrap_or("")),
-            "deferred" => self.deferred += 1,
-            "no_channel" => self.no_channel += 1,
-            "holdout" => self.held_out_sends += 1,
-            "goal" => {
+            K::EntrySuppressed => bump(&mut self.suppressed, reason),
+            K::Sent => bump(&mut self.sends, d.channel.as_deref().unwrap_or("")),
+            K::SkippedChannel => bump(&mut self.skips, reason),
+            K::Deferred => self.deferred += 1,
+            K::NoChannel => self.no_channel += 1,
+            K::Holdout => self.held_out_sends += 1,
+            K::Goal => {
                 self.goals += 1;
                 if d.holdout == Some(true) {
                     self.goals_holdout += 1;
                 }
             }
-            "exited" => self.exited += 1,
-            "completed" => self.completed += 1,
-            _ => {}
+            K::Exited => self.exited += 1,
+            K::Completed => self.completed += 1,
+            K::Split | K::DuplicateEvent | K::BadTimezone => {}
         }
     }
 
@@ -126,9 +127,9 @@ mod tests {
             journey_id: Some("j".into()),
             journey_version: Some(1),
             step_id: None,
-            kind,
+            kind: kind.parse().expect("a decision kind"),
             channel: channel.map(Into::into),
-            reason: reason.map(Into::into),
+            reason: reason.map(Reason::from_text),
             event_id: None,
             holdout: Some(holdout),
             until: None,

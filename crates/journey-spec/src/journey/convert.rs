@@ -1,16 +1,16 @@
-//! Journey files: conversion of the YAML tree into [`Journey`], every check of the journey
-//! language (docs/journeys.md)
-//! (references, reachability, loops without a wait, split totals, declared channels), and the
-//! loading of a whole journeys directory with cross-file checks.
+//! Conversion of one journey file's YAML tree into [`Journey`], with every per-field check of
+//! the journey language (references, `for_send`, declared channels, split totals); the step
+//! graph is checked in [`super::graph`].
+//!
+//! Over 600 lines on purpose: it is one walk of the journey grammar, a method per construct in
+//! the order of docs/journeys.md, and reads best in one place.
 
 use crate::check::{one_of, Cx, Fields};
 use crate::condition::{condition, path, Scope};
-use crate::diagnostic::Diagnostic;
 use crate::model::*;
 use crate::values::{did_you_mean, format_percent};
 use crate::yaml::{self, Node};
 use indexmap::IndexMap;
-use std::collections::{HashMap, VecDeque};
 use std::path::Path as FsPath;
 
 const JOURNEY_KEYS: [&str; 11] = [
@@ -26,7 +26,7 @@ const JOURNEY_KEYS: [&str; 11] = [
     "goal",
     "steps",
 ];
-const ACTIONS: [&str; 6] = ["wait", "wait_until", "wait_for", "send", "branch", "split"];
+pub(super) const ACTIONS: [&str; 6] = ["wait", "wait_until", "wait_for", "send", "branch", "split"];
 const STEP_KEYS: [&str; 8] = [
     "id",
     "next",
@@ -38,173 +38,9 @@ const STEP_KEYS: [&str; 8] = [
     "split",
 ];
 
-/// What checking one file produced: the journey when there was no error, the id (and where it
-/// is written) for cross-file checks, and every diagnostic.
-pub(crate) struct Checked {
-    pub journey: Option<Journey>,
-    pub id: Option<(String, usize, usize)>,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-/// One journey file's text.
-pub fn parse_journey(
-    text: &str,
-    file: &FsPath,
-    config: &Config,
-) -> Result<Journey, Vec<Diagnostic>> {
-    let checked = check_journey(
-        text,
-        file,
-        Some(&config.channels),
-        config.event_catalog.as_ref(),
-    );
-    match checked.journey {
-        Some(journey) if checked.diagnostics.is_empty() => Ok(journey),
-        _ => Err(checked.diagnostics),
-    }
-}
-
-/// Whether a file name is a journey test (`*.test.yaml` / `*.test.yml`, see docs/journeys.md,
-/// "Testing journeys"): such files live next to the journeys but are not journeys.
-pub fn is_test_file(name: &str) -> bool {
-    name.ends_with(".test.yaml") || name.ends_with(".test.yml")
-}
-
-/// Every `*.yaml` / `*.yml` file directly in `dir` (hidden files and `*.test.yaml` test files
-/// excepted), sorted by file name, each parsed and validated against `config`, plus cross-file checks (duplicate journey ids).
-/// Returns all errors of all files, file by file in name order, by position within a file.
-pub fn load_journeys_dir(dir: &FsPath, config: &Config) -> Result<Vec<Journey>, Vec<Diagnostic>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) => {
-            return Err(vec![Diagnostic::whole_file(
-                dir,
-                format!("cannot read journeys directory: {err}"),
-            )])
-        }
-    };
-    let mut names: Vec<String> = Vec::new();
-    let mut diagnostics = Vec::new();
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                diagnostics.push(Diagnostic::whole_file(
-                    dir,
-                    format!("cannot read journeys directory: {err}"),
-                ));
-                continue;
-            }
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        if is_yaml && !is_test_file(&name) && !name.starts_with('.') && entry.path().is_file() {
-            names.push(name);
-        }
-    }
-    names.sort();
-    let mut journeys = Vec::new();
-    let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
-    for name in names {
-        let file = dir.join(&name);
-        let text = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(err) => {
-                diagnostics.push(Diagnostic::whole_file(
-                    &file,
-                    format!("cannot read file: {err}"),
-                ));
-                continue;
-            }
-        };
-        let mut checked = check_journey(
-            &text,
-            &file,
-            Some(&config.channels),
-            config.event_catalog.as_ref(),
-        );
-        if let Some((id, line, col)) = &checked.id {
-            match seen.get(id) {
-                Some(first) => {
-                    checked.diagnostics.push(Diagnostic::new(
-                        &file,
-                        *line,
-                        *col,
-                        format!(
-                            "duplicate journey id `{id}` (first defined in {})",
-                            first.display()
-                        ),
-                    ));
-                    checked.diagnostics.sort_by_key(|d| (d.line, d.column));
-                }
-                None => {
-                    seen.insert(id.clone(), file.clone());
-                }
-            }
-        }
-        if checked.diagnostics.is_empty() {
-            journeys.extend(checked.journey);
-        }
-        diagnostics.append(&mut checked.diagnostics);
-    }
-    if diagnostics.is_empty() {
-        Ok(journeys)
-    } else {
-        Err(diagnostics)
-    }
-}
-
-/// Checks one journey text. `channels` is `None` when the configuration is unknown, which skips
-/// the declared-channel check; `catalog`, when given, checks event types and properties.
-pub(crate) fn check_journey(
-    text: &str,
-    file: &FsPath,
-    channels: Option<&IndexMap<String, ChannelConfig>>,
-    catalog: Option<&EventCatalog>,
-) -> Checked {
-    let mut cx = Cx::new(file);
-    let parsed = match yaml::parse(text) {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            cx.at(err.line, err.col, format!("invalid YAML: {}", err.message));
-            return Checked {
-                journey: None,
-                id: None,
-                diagnostics: cx.finish(),
-            };
-        }
-    };
-    for problem in &parsed.problems {
-        cx.at(problem.line, problem.col, problem.message.clone());
-    }
-    let mut id = None;
-    let journey = match &parsed.root {
-        None => {
-            cx.at(1, 1, "empty journey file");
-            None
-        }
-        Some(root) => {
-            let mut conv = Converter {
-                cx: &mut cx,
-                channels,
-            };
-            let journey = conv.journey(root, file, &mut id);
-            if let Some(catalog) = catalog {
-                crate::catalog_check::check(&mut cx, root, catalog);
-            }
-            journey
-        }
-    };
-    Checked {
-        journey,
-        id,
-        diagnostics: cx.finish(),
-    }
-}
-
-struct Converter<'a, 'f> {
-    cx: &'a mut Cx<'f>,
-    channels: Option<&'a IndexMap<String, ChannelConfig>>,
+pub(super) struct Converter<'a, 'f> {
+    pub(super) cx: &'a mut Cx<'f>,
+    pub(super) channels: Option<&'a IndexMap<String, ChannelConfig>>,
 }
 
 /// A `next`, `on_event` or `on_timeout` reference, checked once every step id is known.
@@ -214,7 +50,7 @@ struct Reference<'n> {
 }
 
 impl<'n> Converter<'_, '_> {
-    fn journey(
+    pub(super) fn journey(
         &mut self,
         root: &'n Node,
         file: &FsPath,
@@ -799,245 +635,6 @@ impl<'n> Converter<'_, '_> {
         }
         Some(arms)
     }
-
-    /// Unreachable steps and loops that never wait. Read from the YAML itself rather than the
-    /// converted steps, so that a step with an unrelated error (an empty template) still takes
-    /// part; when some edge cannot be known (a broken step, an unknown target) the
-    /// reachability check is skipped, since a missing edge would make it report steps that are
-    /// in fact reachable. Missing edges can only hide loops, so loops are always checked.
-    fn graph_checks(&mut self, items: &'n [Node]) {
-        let skeletons: Vec<Skeleton> = items.iter().map(skeleton).collect();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let complete = std::cell::Cell::new(true);
-        for (i, s) in skeletons.iter().enumerate() {
-            match &s.id {
-                Some(id) if !index.contains_key(id.as_str()) => {
-                    index.insert(id, i);
-                }
-                _ => complete.set(false),
-            }
-        }
-        let resolve = |target: &str| -> Option<usize> {
-            if target == "end" {
-                return None;
-            }
-            let found = index.get(target).copied();
-            if found.is_none() {
-                complete.set(false);
-            }
-            found
-        };
-        let mut edges: Vec<Vec<usize>> = Vec::with_capacity(skeletons.len());
-        for (i, s) in skeletons.iter().enumerate() {
-            let fallthrough = match &s.next {
-                Some(Some(next)) => resolve(next),
-                Some(None) => {
-                    complete.set(false);
-                    None
-                }
-                None => (i + 1 < skeletons.len()).then_some(i + 1),
-            };
-            let mut out = Vec::new();
-            match &s.targets {
-                Some(targets) => {
-                    for target in targets {
-                        match target {
-                            Target::Fallthrough => out.extend(fallthrough),
-                            Target::Named(name) => out.extend(resolve(name)),
-                            Target::Unknown => complete.set(false),
-                        }
-                    }
-                }
-                None => complete.set(false),
-            }
-            out.sort_unstable();
-            out.dedup();
-            edges.push(out);
-        }
-        let id_of = |i: usize| skeletons[i].id.clone().unwrap_or_default();
-
-        if complete.get() {
-            let reachable = reach(&edges, 0, |_| true);
-            for (i, node) in items.iter().enumerate() {
-                if !reachable[i] {
-                    self.cx.err(
-                        node,
-                        format!("step `{}` cannot be reached from the first step", id_of(i)),
-                    );
-                }
-            }
-        }
-
-        // A loop is harmful when it can be followed without passing a step that waits: the
-        // engine would spin on one event. Look at the graph of the steps that do not wait.
-        let instant = |i: usize| {
-            matches!(
-                skeletons[i].kind.as_deref(),
-                Some("send" | "branch" | "split")
-            ) && skeletons[i].id.is_some()
-        };
-        let mut reported = vec![false; skeletons.len()];
-        for start in 0..skeletons.len() {
-            if reported[start] || !instant(start) {
-                continue;
-            }
-            let Some(cycle) = shortest_cycle(&edges, start, instant) else {
-                continue;
-            };
-            // Report each strongly connected group once.
-            let from_start = reach(&edges, start, instant);
-            for j in 0..skeletons.len() {
-                if from_start[j] && reach(&edges, j, instant)[start] {
-                    reported[j] = true;
-                }
-            }
-            let names: Vec<String> = cycle.iter().map(|&i| format!("`{}`", id_of(i))).collect();
-            self.cx.err(
-                &items[start],
-                format!(
-                    "loop without a wait: {}; put a `wait`, `wait_until` or `wait_for` step in it",
-                    names.join(" -> ")
-                ),
-            );
-        }
-    }
-}
-
-/// Where an edge of a step goes, as written.
-enum Target {
-    /// `next` of the step, or the following step.
-    Fallthrough,
-    Named(String),
-    /// Not readable (the step is broken there).
-    Unknown,
-}
-
-/// What the graph checks need of one step: its id, action kind, `next` and edges.
-struct Skeleton {
-    id: Option<String>,
-    kind: Option<String>,
-    /// `Some(None)`: a `next` that is not a name.
-    next: Option<Option<String>>,
-    /// `None`: the action is missing, doubled or unreadable.
-    targets: Option<Vec<Target>>,
-}
-
-fn skeleton(node: &Node) -> Skeleton {
-    let entries: &[(Node, Node)] = match &node.kind {
-        yaml::Kind::Map(entries) => entries,
-        _ => &[],
-    };
-    let get = |entries: &[(Node, Node)], key: &str| {
-        entries
-            .iter()
-            .find(|(k, _)| k.text() == Some(key))
-            .map(|(_, v)| v.clone())
-    };
-    let name = |n: &Node| match n.text() {
-        Some(text) => Target::Named(text.to_string()),
-        None => Target::Unknown,
-    };
-    let id = get(entries, "id")
-        .and_then(|n| n.text().map(str::to_string))
-        .filter(|id| crate::values::is_identifier(id) && id != "end");
-    let next = get(entries, "next").map(|n| n.text().map(str::to_string));
-    let actions: Vec<String> = entries
-        .iter()
-        .filter_map(|(k, _)| k.text())
-        .filter(|k| ACTIONS.contains(k))
-        .map(str::to_string)
-        .collect();
-    let kind = match actions.as_slice() {
-        [kind] => Some(kind.clone()),
-        _ => None,
-    };
-    let targets = kind.as_deref().and_then(|kind| {
-        let value = get(entries, kind)?;
-        match (kind, &value.kind) {
-            ("wait" | "wait_until" | "send", _) => Some(vec![Target::Fallthrough]),
-            ("wait_for", yaml::Kind::Map(w)) => Some(
-                ["on_event", "on_timeout"]
-                    .iter()
-                    .map(|key| get(w, key).map_or(Target::Fallthrough, |n| name(&n)))
-                    .collect(),
-            ),
-            ("branch" | "split", yaml::Kind::Seq(cases)) => {
-                let mut targets = Vec::new();
-                for case in cases {
-                    let yaml::Kind::Map(c) = &case.kind else {
-                        return None;
-                    };
-                    targets.push(get(c, "next").map_or(Target::Unknown, |n| name(&n)));
-                }
-                let has_else = cases.last().is_some_and(|case| match &case.kind {
-                    yaml::Kind::Map(c) => get(c, "when").is_none(),
-                    _ => false,
-                });
-                if kind == "branch" && !has_else {
-                    targets.push(Target::Fallthrough);
-                }
-                Some(targets)
-            }
-            _ => None,
-        }
-    });
-    Skeleton {
-        id,
-        kind,
-        next,
-        targets,
-    }
-}
-
-/// Which nodes can be reached from `start` (inclusive) through nodes accepted by `through`.
-fn reach(edges: &[Vec<usize>], start: usize, through: impl Fn(usize) -> bool) -> Vec<bool> {
-    let mut seen = vec![false; edges.len()];
-    let mut queue = VecDeque::from([start]);
-    seen[start] = true;
-    while let Some(i) = queue.pop_front() {
-        for &j in &edges[i] {
-            if !seen[j] && through(j) {
-                seen[j] = true;
-                queue.push_back(j);
-            }
-        }
-    }
-    seen
-}
-
-/// The shortest path from `start` back to itself through nodes accepted by `through`, as the
-/// list of nodes visited, `start` first and last.
-fn shortest_cycle(
-    edges: &[Vec<usize>],
-    start: usize,
-    through: impl Fn(usize) -> bool,
-) -> Option<Vec<usize>> {
-    let mut parent: Vec<Option<usize>> = vec![None; edges.len()];
-    let mut seen = vec![false; edges.len()];
-    let mut queue = VecDeque::from([start]);
-    while let Some(i) = queue.pop_front() {
-        for &j in &edges[i] {
-            if j == start {
-                let mut middle = Vec::new();
-                let mut at = i;
-                while at != start {
-                    middle.push(at);
-                    at = parent[at].expect("every visited node but the start has a parent");
-                }
-                middle.reverse();
-                let mut path = vec![start];
-                path.extend(middle);
-                path.push(start);
-                return Some(path);
-            }
-            if !seen[j] && through(j) {
-                seen[j] = true;
-                parent[j] = Some(i);
-                queue.push_back(j);
-            }
-        }
-    }
-    None
 }
 
 /// A reference as written; validity is checked separately (see [`Reference`]).
@@ -1069,7 +666,3 @@ fn reentry(cx: &mut Cx, node: &Node) -> Option<Reentry> {
         },
     }
 }
-
-#[cfg(test)]
-#[path = "journey_tests.rs"]
-mod tests;

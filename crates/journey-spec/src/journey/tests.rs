@@ -1,4 +1,7 @@
 //! Unit tests of journey loading: every rule with its exact message and position.
+//!
+//! Over 600 lines on purpose: one test per rule with its exact messages, kept together so that
+//! the language's diagnostics read as one list.
 
 use super::*;
 use crate::values;
@@ -851,4 +854,31 @@ fn event_catalog_checks_types_and_properties() {
         catalog_errors(&steps.replace("EVENT", "order_completed")),
         ["8:51: event type `order_completed` has no property `command_id` in the event catalog (`for_send` reads it)"]
     );
+}
+
+#[test]
+fn the_lenient_check_accepts_undeclared_channels_and_nothing_else() {
+    let file = Path::new("j.yaml");
+    let text =
+        format!("{HEAD}steps:\n  - id: s\n    send: {{ channels: [fax, email], template: t }}\n");
+    let strict = parse_journey(&text, file, &Config::example()).unwrap_err();
+    assert_eq!(strict.len(), 1, "{strict:?}");
+    assert!(
+        strict[0].message.contains("`fax` is not declared"),
+        "{strict:?}"
+    );
+    let journey = parse_journey_lenient(&text, file).unwrap();
+    let Action::Send(send) = &journey.steps[0].action else {
+        panic!("a send step")
+    };
+    assert_eq!(send.channels, ["fax", "email"]);
+    // Every other rule still applies.
+    let broken =
+        format!("{HEAD}steps:\n  - id: s\n    send: {{ channels: [fax], template: \"\" }}\n");
+    let errors: Vec<String> = parse_journey_lenient(&broken, file)
+        .unwrap_err()
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect();
+    assert_eq!(errors, ["6:40: `template` must not be empty"]);
 }

@@ -1,0 +1,193 @@
+//! Customer records and their index: slots in fixed chunks, the id → slot table, adding and
+//! removing customers, and the instance-in-flight counts kept as instances enter and end.
+
+use super::{Engine, FxHashMap};
+use crate::hash;
+use crate::state::*;
+
+/// Instances in flight per interned journey id. An entry stays (at zero) once its journey has
+/// had an instance, so the map is bounded by the journeys this engine has run.
+#[derive(Default)]
+pub(super) struct ActiveCounts(pub(super) FxHashMap<u32, usize>);
+
+impl ActiveCounts {
+    pub(super) fn enter(&mut self, jid: u32) {
+        *self.0.entry(jid).or_default() += 1;
+    }
+
+    pub(super) fn leave(&mut self, jid: u32) {
+        let n = self
+            .0
+            .get_mut(&jid)
+            .expect("an instance that ends was counted when it began");
+        *n -= 1;
+    }
+}
+
+fn hash_id(id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = hash::FxHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+fn slot_id(slots: &Slots, s: u32) -> &str {
+    slots[s as usize].as_ref().map_or("", |c| &c.id)
+}
+
+/// Slots per chunk of [`Slots`].
+const CHUNK: usize = 4096;
+
+/// Customer records by slot number, in chunks of [`CHUNK`] so that growing never copies the
+/// records and never leaves more than one chunk unused (a single vector doubling would leave up
+/// to half of a large population's record space allocated and unused).
+#[derive(Default)]
+pub(super) struct Slots {
+    chunks: Vec<Vec<Option<Customer>>>,
+    len: usize,
+}
+
+impl Slots {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn push(&mut self, c: Option<Customer>) {
+        if self.chunks.last().is_none_or(|l| l.len() == CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        let last = self.chunks.last_mut().expect("just ensured");
+        if last.len() == last.capacity() {
+            // The first chunk grows gradually (small engines stay small); later ones are
+            // allocated whole once.
+            let add = if self.len < CHUNK {
+                last.len().max(16)
+            } else {
+                CHUNK
+            };
+            last.reserve_exact(add.min(CHUNK - last.len()));
+        }
+        last.push(c);
+        self.len += 1;
+    }
+
+    pub(super) fn get(&self, i: usize) -> Option<&Option<Customer>> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    pub(super) fn get_mut(&mut self, i: usize) -> Option<&mut Option<Customer>> {
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    /// Every slot in order. Only the test recounts walk all customers read-only.
+    #[cfg(test)]
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Option<Customer>> {
+        self.chunks.iter().flatten()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Option<Customer>> {
+        self.chunks.iter_mut().flatten()
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Option<Customer>;
+    #[inline]
+    fn index(&self, i: usize) -> &Option<Customer> {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slots {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Option<Customer> {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl Engine {
+    pub(super) fn find_slot(&self, id: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_id(id), |&s| slot_id(slots, s) == id)
+            .copied()
+    }
+
+    /// The customer's slot, added (empty) when the customer is new.
+    pub(super) fn slot_for(&mut self, id: &str) -> u32 {
+        let h = hash_id(id);
+        let slots = &self.slots;
+        if let Some(&s) = self.index.find(h, |&s| slot_id(slots, s) == id) {
+            return s;
+        }
+        let cust = Customer::new(id.into());
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(cust);
+                s
+            }
+            None => {
+                self.slots.push(Some(cust));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(h, slot, |&s| hash_id(slot_id(slots, s)));
+        slot
+    }
+
+    pub(super) fn customer(&self, id: &str) -> Option<&Customer> {
+        let s = self.find_slot(id)?;
+        self.slots[s as usize].as_ref()
+    }
+
+    /// Forgets a customer (a tombstone in the changelog, or a revoked partition).
+    pub fn remove_customer(&mut self, customer_id: &str) {
+        let slots = &self.slots;
+        let Ok(entry) = self
+            .index
+            .find_entry(hash_id(customer_id), |&s| slot_id(slots, s) == customer_id)
+        else {
+            return;
+        };
+        let (slot, _) = entry.remove();
+        if let Some(c) = self.slots[slot as usize].take() {
+            for inst in &c.rest.instances {
+                self.timers.cancel(&inst.wait);
+                self.active.leave(inst.jid);
+            }
+        }
+        self.free.push(slot);
+        self.settle(false);
+    }
+
+    /// Customers held.
+    pub fn customer_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The ids of the customers held (in no particular order), e.g. for a snapshot.
+    pub fn customer_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.index.iter().map(|&s| slot_id(&self.slots, s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+    use serde_json::json;
+
+    #[test]
+    fn customer_ids_lists_the_customers_held() {
+        let mut s = Sim::new(vec![]);
+        for c in ["c1", "c2", "c3"] {
+            s.event(c, "noise", "2026-11-23T10:00:00Z", json!({}));
+        }
+        s.engine.remove_customer("c2");
+        let mut ids: Vec<&str> = s.engine.customer_ids().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec!["c1", "c3"]);
+        assert_eq!(ids.len(), s.engine.customer_count());
+    }
+}
