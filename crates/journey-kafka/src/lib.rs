@@ -113,6 +113,10 @@ pub enum RuntimeError {
     /// The HTTP endpoint failed (e.g. the listen address is taken).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The group consumer hit a fatal error (e.g. its static membership was fenced) and is
+    /// unusable; a new session (consumer and producer) is built.
+    #[error("fatal consumer error: {0}")]
+    ConsumerFatal(String),
     /// The processing thread failed.
     #[error("processing thread: {0}")]
     Worker(String),
@@ -130,6 +134,7 @@ impl RuntimeError {
             | RuntimeError::Producer(_)
             | RuntimeError::Rewind(_)
             | RuntimeError::Restore(_)
+            | RuntimeError::ConsumerFatal(_)
             | RuntimeError::Worker(_) => true,
             RuntimeError::Journeys(_)
             | RuntimeError::Topics(_)
