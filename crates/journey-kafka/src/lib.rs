@@ -123,6 +123,22 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// The `reason` label of `journeyd_kafka_sessions_restarted_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RuntimeError::Journeys(_) => "journeys",
+            RuntimeError::Topics(_) => "topics",
+            RuntimeError::Kafka(_) => "kafka",
+            RuntimeError::Producer(_) => "producer",
+            RuntimeError::StateDir(_) => "state_dir",
+            RuntimeError::Rewind(_) => "rewind",
+            RuntimeError::Restore(_) => "restore",
+            RuntimeError::Http(_) => "http",
+            RuntimeError::ConsumerFatal(_) => "consumer_fatal",
+            RuntimeError::Worker(_) => "worker",
+        }
+    }
+
     /// Whether starting a new Kafka session may help (broker trouble), as opposed to a
     /// configuration problem that would fail again the same way.
     pub fn is_retriable(&self) -> bool {

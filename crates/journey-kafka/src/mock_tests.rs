@@ -593,3 +593,88 @@ async fn a_broker_down_is_reported_by_readiness_and_recovered_from() {
     shutdown.cancel();
     service.await.unwrap().expect("graceful shutdown");
 }
+
+/// A fatal consumer error (the broker answers a heartbeat with FENCED_INSTANCE_ID, as after a
+/// broker outage longer than the session timeout) ends the session: it is rebuilt, counted, its
+/// partitions restored, and processing goes on; the instance is never left running without a
+/// usable consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_static_member_rebuilds_its_session_and_goes_on() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (mock, bootstrap, _dir, config) = setup();
+    let profile = event(
+        "e-1",
+        "c-5",
+        "profile_updated",
+        r#"{"email":"c5@example.com"}"#,
+    );
+    produce(&bootstrap, &[("c-5", &profile)]);
+    let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
+    let health = Health::new();
+    let opts = ServiceOptions {
+        config,
+        config_path: None,
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+    let service = tokio::spawn(run_service(opts, shutdown.clone()));
+    let restarted = || counter_total(&metrics, "journeyd_kafka_sessions_restarted_total");
+    let wait_until = |done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done()
+    };
+    assert!(
+        wait_until(&|| health.is_ready()),
+        "{:?}",
+        health.readiness()
+    );
+    mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID],
+    );
+    assert!(
+        wait_until(&|| restarted() >= 1.0),
+        "the fenced consumer's session was not rebuilt: {:?}",
+        health.readiness()
+    );
+    // The new session processes events: the signup's two sends arrive.
+    let signup = event("e-2", "c-5", "signed_up", "{}");
+    produce(&bootstrap, &[("c-5", &signup)]);
+    let b = bootstrap.clone();
+    let commands = tokio::task::spawn_blocking(move || {
+        read_until(&b, "actions.email", Duration::from_secs(60), |r| {
+            r.iter().any(|c| json(c)["template"] == "welcome_2")
+        })
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_until(&|| health.is_ready()),
+        "{:?}",
+        health.readiness()
+    );
+    shutdown.cancel();
+    service
+        .await
+        .unwrap()
+        .expect("graceful shutdown after the session was rebuilt");
+    assert!(
+        commands.iter().any(|c| json(c)["template"] == "welcome_2"),
+        "processing continued in the new session: {commands:?}"
+    );
+    assert_eq!(
+        metrics
+            .registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "journeyd_kafka_sessions_restarted_total")
+            .flat_map(|f| f.get_metric().iter())
+            .flat_map(|m| m.get_label().iter().map(|l| l.value().to_owned()))
+            .collect::<Vec<_>>(),
+        ["consumer_fatal"]
+    );
+}

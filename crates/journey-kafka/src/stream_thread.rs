@@ -126,6 +126,7 @@ pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
                     tracing::error!(error = %e, failures, "kafka session failed too often in a row; giving up");
                     return Err(e);
                 }
+                setup.metrics.session_restarted(e.label());
                 tracing::error!(error = %e, failures, retry_in_ms = backoff.as_millis() as u64, "kafka session failed; starting a new one");
                 let deadline = Instant::now() + backoff;
                 while Instant::now() < deadline && !setup.cancel.is_cancelled() {
