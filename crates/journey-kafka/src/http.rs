@@ -47,6 +47,8 @@ struct HealthState {
     /// Why the Kafka session (group consumer + producer) is being rebuilt, until a new one
     /// started.
     session_lost: Option<String>,
+    /// A transactional call failing and being retried: processing waits for it.
+    transaction_stalled: Option<String>,
     group_joined: bool,
     /// Assigned partitions not yet restored, with their progress.
     restoring: BTreeMap<i32, RestoreProgress>,
@@ -80,6 +82,7 @@ impl Health {
                 started: false,
                 broker_reachable: true,
                 session_lost: None,
+                transaction_stalled: None,
                 group_joined: false,
                 restoring: BTreeMap::new(),
             }),
@@ -156,6 +159,7 @@ impl Health {
     pub fn session_lost(&self, reason: &str) {
         let mut s = self.state();
         s.session_lost = Some(reason.to_owned());
+        s.transaction_stalled = None;
         s.group_joined = false;
         s.restoring.clear();
     }
@@ -164,7 +168,15 @@ impl Health {
     pub fn session_started(&self) {
         let mut s = self.state();
         s.session_lost = None;
+        s.transaction_stalled = None;
         s.group_joined = false;
+    }
+
+    /// A transactional call keeps failing and is made again (`Some(why)`): processing waits,
+    /// so the instance is not ready. `None` once a commit went through again or the failed
+    /// transaction was recovered from (its partitions then restore, which readiness reports).
+    pub fn set_transaction_stalled(&self, why: Option<&str>) {
+        self.state().transaction_stalled = why.map(str::to_owned);
     }
 
     /// Marks the service as running (after start-up) or not (during shutdown).
@@ -190,6 +202,9 @@ impl Health {
         }
         if let Some(reason) = &s.session_lost {
             return Err(format!("restarting the kafka session: {reason}"));
+        }
+        if let Some(why) = &s.transaction_stalled {
+            return Err(format!("transaction stalled: {why}"));
         }
         if !s.group_joined {
             return Err("joining consumer group".to_string());
@@ -467,6 +482,17 @@ mod tests {
         h.set_broker_reachable(false);
         assert_eq!(h.readiness(), Err("broker unreachable".to_string()));
         h.set_broker_reachable(true);
+        h.session_started();
+        assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
+        h.partitions_assigned(&[]);
+        h.set_transaction_stalled(Some("commit retrying after: timed out"));
+        assert_eq!(
+            h.readiness(),
+            Err("transaction stalled: commit retrying after: timed out".to_string())
+        );
+        h.set_transaction_stalled(None);
+        assert!(h.is_ready());
+        h.session_lost("again");
         h.session_started();
         assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
         h.partitions_assigned(&[1]);

@@ -37,7 +37,7 @@ use crate::recovery::decide;
 use crate::restore::{RestoreError, Restorer};
 use crate::task::{decode_event, Input, PartitionTask, TaskState};
 use crate::task_manager::{TaskManager, TaskManagerSetup};
-use crate::txn::{create_producer, lock, AbortReason, BrokerWatch, Txn, TxnFailure};
+use crate::txn::{create_producer, lock, AbortReason, BrokerWatch, StallWatch, Txn, TxnFailure};
 use crate::RuntimeError;
 use chrono::Utc;
 use journey_engine::{Catalog, Effects};
@@ -175,7 +175,8 @@ impl<'s> Session<'s> {
             &transactional_id,
             broker_watch(&setup.health),
         )?;
-        let txn = Txn::new(producer, OffsetBook::new(), &config.kafka.state_topic);
+        let txn = Txn::new(producer, OffsetBook::new(), &config.kafka.state_topic)
+            .with_stall_watch(stall_watch(&setup.health));
         let context = RuntimeContext::new(
             txn,
             Arc::clone(&setup.metrics),
@@ -569,7 +570,10 @@ impl<'s> Session<'s> {
                 }
             }
         }
-        match self.tasks.restore_all() {
+        let restored = self.tasks.restore_all();
+        // The partitions now report their restore; the stalled transaction is over.
+        self.setup.health.set_transaction_stalled(None);
+        match restored {
             Ok(()) | Err(RestoreError::Cancelled) => Ok(true),
             Err(e) => Err(e.into()),
         }
@@ -752,6 +756,12 @@ fn suspend_timers_after_failure(task: &mut PartitionTask, reason: &str) {
             "timers of this partition are suspended until the next journey reload"
         );
     }
+}
+
+/// Points the transaction's retry reports at readiness.
+fn stall_watch(health: &Arc<Health>) -> StallWatch {
+    let health = Arc::clone(health);
+    Arc::new(move |why| health.set_transaction_stalled(why))
 }
 
 /// Points the producer's broker reports at readiness.

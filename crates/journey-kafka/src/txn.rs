@@ -32,6 +32,11 @@ pub type TxnProducer = ThreadedProducer<TxnProducerContext>;
 /// statistics show a broker up); the runtime points it at readiness.
 pub type BrokerWatch = Arc<dyn Fn(bool) + Send + Sync>;
 
+/// Told when a transactional call keeps failing and is being made again (`Some(why)`), and
+/// when a commit went through again (`None`); the runtime points it at readiness, so an
+/// instance whose commits are stuck is not reported ready while its input waits.
+pub type StallWatch = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
 /// The transactional producer's context. Its callbacks run on the producer's own polling
 /// thread, so the brokers going away is reported even while the stream thread is blocked in a
 /// transactional call (`send_offsets_to_transaction`, `commit_transaction`), when the group
@@ -267,6 +272,10 @@ pub struct Txn {
     /// customer with several events in one transaction is exported and written once, not once
     /// per event, and the entry still carries every effect of the transaction.
     changed: BTreeMap<i32, HashSet<String>>,
+    /// Where retried transactional calls are reported.
+    stall: StallWatch,
+    /// Whether a retry was reported and no commit went through since.
+    stalled: bool,
 }
 
 impl Txn {
@@ -283,7 +292,20 @@ impl Txn {
             command_sources: Vec::new(),
             state_topic: state_topic.to_owned(),
             changed: BTreeMap::new(),
+            stall: Arc::new(|_| {}),
+            stalled: false,
         }
+    }
+
+    /// Reports retried transactional calls to `watch` (see [`StallWatch`]).
+    pub fn with_stall_watch(mut self, watch: StallWatch) -> Self {
+        self.stall = watch;
+        self
+    }
+
+    fn report_stall(&mut self, why: String) {
+        self.stalled = true;
+        (self.stall)(Some(&why));
     }
 
     /// Replaces the producer after a fatal error (the book is kept: it describes the consumer).
@@ -442,6 +464,11 @@ impl Txn {
                 };
                 Err(TxnFailure::fatal(kind, format!("produce dead letter: {e}")))
             }
+            // A queue that stayed full (brokers away) refuses nothing for good: the transaction
+            // is aborted and the record comes again.
+            Err(e @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => Err(
+                TxnFailure::aborted(AbortReason::Produce, format!("produce dead letter: {e}")),
+            ),
             Err(e) => {
                 tracing::error!(topic = %dl.topic, error = %e, "dead-letter record refused by the producer; skipped");
                 Ok(())
@@ -449,19 +476,27 @@ impl Txn {
         }
     }
 
-    /// Hands a record to the producer, waiting while its queue is full.
+    /// Hands a record to the producer, waiting while its queue is full, at most
+    /// [`TXN_TIMEOUT`]: a queue that does not drain (brokers away, or a transaction librdkafka
+    /// holds in an abortable error state, whose records are only purged by the abort) is
+    /// reported as `QueueFull`, so that the transaction is aborted instead of the stream thread
+    /// waiting forever without polling.
     fn send<K, P>(&mut self, mut record: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
+        let mut full_since: Option<Instant> = None;
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
                     self.produced += 1;
                     return Ok(());
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((e @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if full_since.get_or_insert_with(Instant::now).elapsed() >= TXN_TIMEOUT {
+                        return Err(e);
+                    }
                     record = back;
                     // The producer's thread serves delivery reports and frees the queue; a
                     // `poll` here would always block for its whole timeout.
@@ -533,6 +568,10 @@ impl Txn {
         );
         self.book.commit();
         self.reset();
+        if self.stalled {
+            self.stalled = false;
+            (self.stall)(None);
+        }
         Ok(true)
     }
 
@@ -575,6 +614,7 @@ impl Txn {
                     ErrorClass::Retry if attempt < COMMIT_RETRIES => {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "{} failed, retrying", what.label());
+                        self.report_stall(format!("{} retrying after: {e}", what.label()));
                         std::thread::sleep(Duration::from_millis(100 << attempt));
                     }
                     ErrorClass::Fatal(kind) => {
@@ -607,6 +647,7 @@ impl Txn {
                 Err(e) if classify(&e) == ErrorClass::Retry && attempt < ABORT_RETRIES => {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "abort failed, retrying");
+                    self.report_stall(format!("abort retrying after: {e}"));
                     std::thread::sleep(Duration::from_millis(100 << attempt));
                 }
                 other => break other,
@@ -669,6 +710,26 @@ mod tests {
             .unwrap();
         let reported = rx.recv_timeout(Duration::from_secs(60));
         assert_eq!(reported, Ok(false));
+    }
+
+    /// A producer queue that never drains (no broker) makes `send` give up after
+    /// [`TXN_TIMEOUT`] with `QueueFull` (an abortable failure) instead of waiting forever.
+    #[test]
+    fn a_queue_that_stays_full_is_reported_not_waited_on_forever() {
+        let producer: TxnProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("queue.buffering.max.messages", "1")
+            .create_with_context(TxnProducerContext::new(Arc::new(|_| {})))
+            .unwrap();
+        let mut txn = Txn::new(producer, OffsetBook::new(), "state");
+        let record = || BaseRecord::<str, str>::to("t").key("k").payload("v");
+        assert!(txn.send(record()).is_ok());
+        let e = txn.send(record()).unwrap_err();
+        assert_eq!(
+            e,
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+        );
+        assert_eq!(classify(&e), ErrorClass::Abort);
     }
 
     #[test]
