@@ -9,7 +9,8 @@
 use journey_spec::KafkaConfig;
 use rdkafka::ClientConfig;
 
-/// How often librdkafka reports statistics (consumer lag, broker states) to the runtime.
+/// How often librdkafka reports statistics (consumer lag, broker states) to the runtime, from
+/// the group consumer and the transactional producer.
 pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// The producer's `transactional.id`: configured, or `<group_id>-<hostname>` so that it is
@@ -98,7 +99,11 @@ pub fn producer_properties(kafka: &KafkaConfig, transactional_id: &str) -> Vec<(
         ("transactional.id", transactional_id),
         ("enable.idempotence", "true"),
     ];
-    let defaults = [("linger.ms", "5")];
+    // Statistics tell readiness that the brokers are back (see `txn::TxnProducerContext`).
+    let defaults = [
+        ("linger.ms", "5"),
+        ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
+    ];
     let mut props = merge(kafka, &defaults, &forced);
     props.retain(|(k, _)| k != "group.instance.id");
     props

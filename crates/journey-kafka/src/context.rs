@@ -244,7 +244,7 @@ mod tests {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
             .set("transactional.id", "test")
-            .create()
+            .create_with_context(crate::txn::TxnProducerContext::new(Arc::new(|_| {})))
             .unwrap();
         let txn = Txn::new(producer, OffsetBook::new(), "state");
         RuntimeContext::new(txn, Metrics::new(), health, Box::new(|_, _| Ok(None)))

@@ -44,6 +44,11 @@ struct HealthState {
     /// Whether the service was ever running, to tell "starting" from "stopping".
     started: bool,
     broker_reachable: bool,
+    /// Why the Kafka session (group consumer + producer) is being rebuilt, until a new one
+    /// started.
+    session_lost: Option<String>,
+    /// A transactional call failing and being retried: processing waits for it.
+    transaction_stalled: Option<String>,
     group_joined: bool,
     /// Assigned partitions not yet restored, with their progress.
     restoring: BTreeMap<i32, RestoreProgress>,
@@ -76,6 +81,8 @@ impl Health {
                 running: false,
                 started: false,
                 broker_reachable: true,
+                session_lost: None,
+                transaction_stalled: None,
                 group_joined: false,
                 restoring: BTreeMap::new(),
             }),
@@ -146,6 +153,32 @@ impl Health {
         self.state().restoring.remove(&partition);
     }
 
+    /// The Kafka session failed and is being rebuilt: readiness reports `reason` until
+    /// [`Health::session_started`]; the old session's group membership and partitions are
+    /// forgotten (the new session joins and restores them again).
+    pub fn session_lost(&self, reason: &str) {
+        let mut s = self.state();
+        s.session_lost = Some(reason.to_owned());
+        s.transaction_stalled = None;
+        s.group_joined = false;
+        s.restoring.clear();
+    }
+
+    /// A new Kafka session started: it waits for its assignment ("joining consumer group").
+    pub fn session_started(&self) {
+        let mut s = self.state();
+        s.session_lost = None;
+        s.transaction_stalled = None;
+        s.group_joined = false;
+    }
+
+    /// A transactional call keeps failing and is made again (`Some(why)`): processing waits,
+    /// so the instance is not ready. `None` once a commit went through again or the failed
+    /// transaction was recovered from (its partitions then restore, which readiness reports).
+    pub fn set_transaction_stalled(&self, why: Option<&str>) {
+        self.state().transaction_stalled = why.map(str::to_owned);
+    }
+
     /// Marks the service as running (after start-up) or not (during shutdown).
     pub fn set_running(&self, running: bool) {
         let mut s = self.state();
@@ -166,6 +199,12 @@ impl Health {
         }
         if !s.broker_reachable {
             return Err("broker unreachable".to_string());
+        }
+        if let Some(reason) = &s.session_lost {
+            return Err(format!("restarting the kafka session: {reason}"));
+        }
+        if let Some(why) = &s.transaction_stalled {
+            return Err(format!("transaction stalled: {why}"));
         }
         if !s.group_joined {
             return Err("joining consumer group".to_string());
@@ -420,6 +459,45 @@ mod tests {
         assert!(h.is_ready());
         h.set_running(false);
         assert_eq!(h.readiness(), Err("shutting down".to_string()));
+    }
+
+    #[test]
+    fn a_lost_session_is_not_ready_until_the_new_one_joined_and_restored() {
+        let h = Health::new();
+        h.set_running(true);
+        h.partitions_assigned(&[0, 1]);
+        h.partition_ready(0);
+        h.partition_ready(1);
+        assert!(h.is_ready());
+        h.session_lost("fatal consumer error: fenced");
+        assert_eq!(
+            h.readiness(),
+            Err("restarting the kafka session: fatal consumer error: fenced".to_string())
+        );
+        // The broker's absence is named first.
+        h.set_broker_reachable(false);
+        assert_eq!(h.readiness(), Err("broker unreachable".to_string()));
+        h.set_broker_reachable(true);
+        h.session_started();
+        assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
+        h.partitions_assigned(&[]);
+        h.set_transaction_stalled(Some("commit retrying after: timed out"));
+        assert_eq!(
+            h.readiness(),
+            Err("transaction stalled: commit retrying after: timed out".to_string())
+        );
+        h.set_transaction_stalled(None);
+        assert!(h.is_ready());
+        h.session_lost("again");
+        h.session_started();
+        assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
+        h.partitions_assigned(&[1]);
+        assert_eq!(
+            h.readiness(),
+            Err("restoring partitions [1] (1: starting)".to_string())
+        );
+        h.partition_ready(1);
+        assert!(h.is_ready());
     }
 
     #[test]

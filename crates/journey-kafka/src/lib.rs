@@ -113,12 +113,32 @@ pub enum RuntimeError {
     /// The HTTP endpoint failed (e.g. the listen address is taken).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The group consumer hit a fatal error (e.g. its static membership was fenced) and is
+    /// unusable; a new session (consumer and producer) is built.
+    #[error("fatal consumer error: {0}")]
+    ConsumerFatal(String),
     /// The processing thread failed.
     #[error("processing thread: {0}")]
     Worker(String),
 }
 
 impl RuntimeError {
+    /// The `reason` label of `journeyd_kafka_sessions_restarted_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RuntimeError::Journeys(_) => "journeys",
+            RuntimeError::Topics(_) => "topics",
+            RuntimeError::Kafka(_) => "kafka",
+            RuntimeError::Producer(_) => "producer",
+            RuntimeError::StateDir(_) => "state_dir",
+            RuntimeError::Rewind(_) => "rewind",
+            RuntimeError::Restore(_) => "restore",
+            RuntimeError::Http(_) => "http",
+            RuntimeError::ConsumerFatal(_) => "consumer_fatal",
+            RuntimeError::Worker(_) => "worker",
+        }
+    }
+
     /// Whether starting a new Kafka session may help (broker trouble), as opposed to a
     /// configuration problem that would fail again the same way.
     pub fn is_retriable(&self) -> bool {
@@ -130,6 +150,7 @@ impl RuntimeError {
             | RuntimeError::Producer(_)
             | RuntimeError::Rewind(_)
             | RuntimeError::Restore(_)
+            | RuntimeError::ConsumerFatal(_)
             | RuntimeError::Worker(_) => true,
             RuntimeError::Journeys(_)
             | RuntimeError::Topics(_)

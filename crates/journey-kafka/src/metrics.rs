@@ -68,6 +68,7 @@ pub const METRIC_FAMILIES: &[(&str, &[&str])] = &[
     ("journeyd_journeys_loaded", &[]),
     ("journeyd_reloads_total", &["outcome"]),
     ("journeyd_producer_recreated_total", &["reason"]),
+    ("journeyd_kafka_sessions_restarted_total", &["reason"]),
     ("journeyd_ready", &[]),
     ("journeyd_partitions_assigned", &[]),
     ("journeyd_partitions_restoring", &[]),
@@ -183,6 +184,7 @@ pub struct Metrics {
     journeys_loaded: IntGauge,
     reloads: IntCounterVec,
     producer_recreated: IntCounterVec,
+    sessions_restarted: IntCounterVec,
     ready: IntGauge,
     partitions_assigned: IntGauge,
     partitions_restoring: IntGauge,
@@ -386,6 +388,12 @@ impl Metrics {
                 r,
                 "journeyd_producer_recreated_total",
                 "Transactional producers rebuilt after a fatal error, by reason.",
+                &["reason"],
+            ),
+            sessions_restarted: counter_vec(
+                r,
+                "journeyd_kafka_sessions_restarted_total",
+                "Kafka sessions (group consumer and transactional producer) torn down and built again after a failure, by reason.",
                 &["reason"],
             ),
             ready: register(
@@ -700,6 +708,12 @@ impl Metrics {
         self.producer_recreated.with_label_values(&[reason]).inc();
     }
 
+    /// A Kafka session failed and is built again (`reason`: what failed, e.g.
+    /// `consumer_fatal`).
+    pub fn session_restarted(&self, reason: &str) {
+        self.sessions_restarted.with_label_values(&[reason]).inc();
+    }
+
     /// Sets `journeyd_ready` (the HTTP server refreshes it from the health state on each scrape).
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
@@ -1002,6 +1016,7 @@ mod tests {
         m.set_consumer_lag("events", 0, 1);
         m.reload(true);
         m.producer_recreated("fenced");
+        m.session_restarted("consumer_fatal");
         m.restore_started(0, 1);
         m.restore_progress(0, 1, 2);
         m.checkpoint_fallback("missing");

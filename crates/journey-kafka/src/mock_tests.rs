@@ -500,3 +500,181 @@ async fn one_changelog_entry_per_customer_and_transaction_holds_all_its_events()
     let expected: Vec<String> = (0..6).map(|i| format!("v-{i}")).collect();
     assert_eq!(duplicates, expected, "every replayed event was known");
 }
+
+/// "Unknown member" on `send_offsets_to_transaction` (the group moved on from the member id in
+/// the transaction's group metadata, e.g. after a session timeout) is abortable: the
+/// transaction is aborted, the partitions rewound and restored, and processing goes on; it is
+/// not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_member_on_send_offsets_aborts_and_recovers() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (mock, bootstrap, _dir, config) = setup();
+    let profile = event(
+        "e-1",
+        "c-9",
+        "profile_updated",
+        r#"{"email":"c9@example.com"}"#,
+    );
+    let signup = event("e-2", "c-9", "signed_up", "{}");
+    produce(&bootstrap, &[("c-9", &profile), ("c-9", &signup)]);
+    mock.request_errors(
+        RDKafkaApiKey::TxnOffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID],
+    );
+    let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
+    let opts = ServiceOptions {
+        config,
+        config_path: None,
+        metrics: metrics.clone(),
+        health: Health::new(),
+    };
+    let service = tokio::spawn(run_service(opts, shutdown.clone()));
+    let b = bootstrap.clone();
+    let commands = tokio::task::spawn_blocking(move || {
+        read_until(&b, "actions.email", Duration::from_secs(60), |r| {
+            r.iter().any(|c| json(c)["template"] == "welcome_2")
+        })
+    })
+    .await
+    .unwrap();
+    let send_offsets_aborts: f64 = metrics
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "journeyd_transaction_aborts_total")
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "reason" && l.value() == "send_offsets")
+        })
+        .map(|m| m.get_counter().value())
+        .sum();
+    shutdown.cancel();
+    service
+        .await
+        .unwrap()
+        .expect("graceful shutdown after recovery");
+    assert!(
+        send_offsets_aborts >= 1.0,
+        "the refused offsets aborted the transaction"
+    );
+    assert!(
+        commands.iter().any(|c| json(c)["template"] == "welcome_2"),
+        "processing continued after the recovery: {commands:?}"
+    );
+}
+
+/// With the (only) broker down, readiness names the broker; once it is up again the service is
+/// ready by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_is_reported_by_readiness_and_recovered_from() {
+    let (mock, bootstrap, _dir, config) = setup();
+    let signup = event("e-1", "c-3", "signed_up", "{}");
+    produce(&bootstrap, &[("c-3", &signup)]);
+    let (shutdown, service, health) = start(config).await;
+    let wait_for = |want: &dyn Fn(&Result<(), String>) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = health.readiness();
+            if want(&now) || Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(wait_for(&|r| r.is_ok()), Ok(()));
+    mock.broker_down(1).unwrap();
+    let down = wait_for(&|r| r.as_ref().is_err_and(|e| e.contains("broker")));
+    assert_eq!(down, Err("broker unreachable".to_string()));
+    mock.broker_up(1).unwrap();
+    assert_eq!(wait_for(&|r| r.is_ok()), Ok(()));
+    shutdown.cancel();
+    service.await.unwrap().expect("graceful shutdown");
+}
+
+/// A fatal consumer error (the broker answers a heartbeat with FENCED_INSTANCE_ID, as after a
+/// broker outage longer than the session timeout) ends the session: it is rebuilt, counted, its
+/// partitions restored, and processing goes on; the instance is never left running without a
+/// usable consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_static_member_rebuilds_its_session_and_goes_on() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (mock, bootstrap, _dir, config) = setup();
+    let profile = event(
+        "e-1",
+        "c-5",
+        "profile_updated",
+        r#"{"email":"c5@example.com"}"#,
+    );
+    produce(&bootstrap, &[("c-5", &profile)]);
+    let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
+    let health = Health::new();
+    let opts = ServiceOptions {
+        config,
+        config_path: None,
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+    let service = tokio::spawn(run_service(opts, shutdown.clone()));
+    let restarted = || counter_total(&metrics, "journeyd_kafka_sessions_restarted_total");
+    let wait_until = |done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done()
+    };
+    assert!(
+        wait_until(&|| health.is_ready()),
+        "{:?}",
+        health.readiness()
+    );
+    mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID],
+    );
+    assert!(
+        wait_until(&|| restarted() >= 1.0),
+        "the fenced consumer's session was not rebuilt: {:?}",
+        health.readiness()
+    );
+    // The new session processes events: the signup's two sends arrive.
+    let signup = event("e-2", "c-5", "signed_up", "{}");
+    produce(&bootstrap, &[("c-5", &signup)]);
+    let b = bootstrap.clone();
+    let commands = tokio::task::spawn_blocking(move || {
+        read_until(&b, "actions.email", Duration::from_secs(60), |r| {
+            r.iter().any(|c| json(c)["template"] == "welcome_2")
+        })
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_until(&|| health.is_ready()),
+        "{:?}",
+        health.readiness()
+    );
+    shutdown.cancel();
+    service
+        .await
+        .unwrap()
+        .expect("graceful shutdown after the session was rebuilt");
+    assert!(
+        commands.iter().any(|c| json(c)["template"] == "welcome_2"),
+        "processing continued in the new session: {commands:?}"
+    );
+    assert_eq!(
+        metrics
+            .registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "journeyd_kafka_sessions_restarted_total")
+            .flat_map(|f| f.get_metric().iter())
+            .flat_map(|m| m.get_label().iter().map(|l| l.value().to_owned()))
+            .collect::<Vec<_>>(),
+        ["consumer_fatal"]
+    );
+}

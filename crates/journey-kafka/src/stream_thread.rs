@@ -37,7 +37,7 @@ use crate::recovery::decide;
 use crate::restore::{RestoreError, Restorer};
 use crate::task::{decode_event, Input, PartitionTask, TaskState};
 use crate::task_manager::{TaskManager, TaskManagerSetup};
-use crate::txn::{create_producer, lock, AbortReason, Txn, TxnFailure};
+use crate::txn::{create_producer, lock, AbortReason, BrokerWatch, StallWatch, Txn, TxnFailure};
 use crate::RuntimeError;
 use chrono::Utc;
 use journey_engine::{Catalog, DecisionKind, Effects};
@@ -83,14 +83,27 @@ pub struct StreamThreadSetup {
     pub cancel: CancellationToken,
 }
 
+/// Sessions that fail in a row, none of them running for [`SESSION_STABLE`], after which the
+/// service gives up and exits with an error (its supervisor restarts it).
+pub const MAX_SESSION_FAILURES: u32 = 10;
+/// A session that ran this long before failing counts as having recovered: the backoff and the
+/// failure count start again.
+const SESSION_STABLE: Duration = Duration::from_secs(60);
+
 /// Runs sessions (consumer + producer) until cancelled. A session that fails in a way that
-/// in-place recovery cannot handle is torn down and started again after a backoff; only errors
-/// that a new session cannot fix end the service.
+/// in-place recovery cannot handle (e.g. a fatal consumer error: the static member fenced after
+/// its session timed out while the broker was away) is torn down and started again after a
+/// backoff, readiness reporting why meanwhile; only errors that a new session cannot fix, or
+/// [`MAX_SESSION_FAILURES`] failed sessions in a row, end the service.
 pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
     let mut backoff = Duration::from_millis(500);
+    let mut failures = 0u32;
     loop {
+        let started = Instant::now();
         let result = Session::start(&mut setup).and_then(|mut session| {
             let result = session.run();
+            // Dropping the session closes the consumer (and the producer) before a new one
+            // joins: nothing of the old member identity is left to race the new one.
             drop(session);
             tracing::info!("consumer closed");
             result
@@ -103,8 +116,18 @@ pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
             }
             Err(e) if !e.is_retriable() => return Err(e),
             Err(e) => {
-                tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "kafka session failed; starting a new one");
-                setup.health.set_running(false);
+                if started.elapsed() >= SESSION_STABLE {
+                    failures = 0;
+                    backoff = Duration::from_millis(500);
+                }
+                failures += 1;
+                setup.health.session_lost(&e.to_string());
+                if failures >= MAX_SESSION_FAILURES {
+                    tracing::error!(error = %e, failures, "kafka session failed too often in a row; giving up");
+                    return Err(e);
+                }
+                setup.metrics.session_restarted(e.label());
+                tracing::error!(error = %e, failures, retry_in_ms = backoff.as_millis() as u64, "kafka session failed; starting a new one");
                 let deadline = Instant::now() + backoff;
                 while Instant::now() < deadline && !setup.cancel.is_cancelled() {
                     std::thread::sleep(Duration::from_millis(50));
@@ -147,8 +170,13 @@ impl<'s> Session<'s> {
             health: Arc::clone(&setup.health),
             cancel: setup.cancel.clone(),
         });
-        let producer = create_producer(&config.kafka, &transactional_id)?;
-        let txn = Txn::new(producer, OffsetBook::new(), &config.kafka.state_topic);
+        let producer = create_producer(
+            &config.kafka,
+            &transactional_id,
+            broker_watch(&setup.health),
+        )?;
+        let txn = Txn::new(producer, OffsetBook::new(), &config.kafka.state_topic)
+            .with_stall_watch(stall_watch(&setup.health));
         let context = RuntimeContext::new(
             txn,
             Arc::clone(&setup.metrics),
@@ -184,8 +212,13 @@ impl<'s> Session<'s> {
     }
 
     fn run(&mut self) -> Result<(), RuntimeError> {
+        self.setup.health.session_started();
         self.setup.health.set_running(true);
         let result = self.process_loop();
+        if let Err(e) = &result {
+            // Not ready from this moment, with the reason, while the session is torn down.
+            self.setup.health.session_lost(&e.to_string());
+        }
         self.shutdown(result.is_ok());
         result
     }
@@ -204,7 +237,7 @@ impl<'s> Session<'s> {
             }
             match polled {
                 Some(Ok(msg)) => self.process(&msg),
-                Some(Err(e)) => consumer_error(e),
+                Some(Err(e)) => self.consumer_error(e)?,
                 None => {}
             }
             // Nothing may be produced from engine state that belongs to an aborted
@@ -510,7 +543,11 @@ impl<'s> Session<'s> {
         if let Some(reason) = recovery.rebuild {
             self.aborts_since_commit = 0;
             self.setup.metrics.producer_recreated(reason.label());
-            let producer = create_producer(&self.setup.config.kafka, &self.transactional_id)?;
+            let producer = create_producer(
+                &self.setup.config.kafka,
+                &self.transactional_id,
+                broker_watch(&self.setup.health),
+            )?;
             self.consumer.context().txn().replace_producer(producer);
             tracing::info!(reason = reason.label(), "transactional producer recreated");
         }
@@ -533,7 +570,10 @@ impl<'s> Session<'s> {
                 }
             }
         }
-        match self.tasks.restore_all() {
+        let restored = self.tasks.restore_all();
+        // The partitions now report their restore; the stalled transaction is over.
+        self.setup.health.set_transaction_stalled(None);
+        match restored {
             Ok(()) | Err(RestoreError::Cancelled) => Ok(true),
             Err(e) => Err(e.into()),
         }
@@ -573,12 +613,36 @@ impl<'s> Session<'s> {
         }
     }
 
+    /// A consumer error from `poll`. A fatal one (e.g. "static consumer fenced by other consumer
+    /// with same group.instance.id") leaves the consumer unusable: the session ends so that a
+    /// new one is built. Other errors are reported and librdkafka recovers from them itself.
+    fn consumer_error(&self, e: KafkaError) -> Result<(), RuntimeError> {
+        match e {
+            KafkaError::PartitionEOF(_) => Ok(()),
+            KafkaError::MessageConsumptionFatal(code) => {
+                let detail = match self.consumer.client().fatal_error() {
+                    Some((code, reason)) => format!("{code:?}: {reason}"),
+                    None => format!("{code:?}"),
+                };
+                tracing::error!(error = %detail, "fatal consumer error; the kafka session is rebuilt");
+                Err(RuntimeError::ConsumerFatal(detail))
+            }
+            e => {
+                tracing::warn!(error = %e, "consumer");
+                Ok(())
+            }
+        }
+    }
+
     /// Graceful end: commit what is open, checkpoint, then leave the group (dynamic member) or
     /// stay a member (static member: its partitions wait for its restart until
     /// `session.timeout.ms`; `journeyd leave-group` hands them over at once, see
     /// [`crate::leave`]).
     fn shutdown(&mut self, commit: bool) {
-        self.setup.health.set_running(false);
+        if commit {
+            // A failed session keeps "running" with its own reason (see `Health::session_lost`).
+            self.setup.health.set_running(false);
+        }
         let ctx = self.consumer.context();
         let failed = ctx.take_failure();
         let mut clean = failed.is_none();
@@ -694,9 +758,14 @@ fn suspend_timers_after_failure(task: &mut PartitionTask, reason: &str) {
     }
 }
 
-fn consumer_error(e: KafkaError) {
-    match e {
-        KafkaError::PartitionEOF(_) => {}
-        e => tracing::warn!(error = %e, "consumer"),
-    }
+/// Points the transaction's retry reports at readiness.
+fn stall_watch(health: &Arc<Health>) -> StallWatch {
+    let health = Arc::clone(health);
+    Arc::new(move |why| health.set_transaction_stalled(why))
+}
+
+/// Points the producer's broker reports at readiness.
+fn broker_watch(health: &Arc<Health>) -> BrokerWatch {
+    let health = Arc::clone(health);
+    Arc::new(move |reachable| health.set_broker_reachable(reachable))
 }

@@ -14,16 +14,69 @@ use crate::metrics::Metrics;
 use crate::offsets::OffsetBook;
 use crate::records::{changelog_record, DeadLetter, OutRecord};
 use journey_spec::KafkaConfig;
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The transactional producer (its own thread serves delivery reports).
-pub type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+/// The transactional producer (its own thread serves delivery reports, client errors and
+/// statistics).
+pub type TxnProducer = ThreadedProducer<TxnProducerContext>;
+
+/// Told whether the brokers answer (`false` on librdkafka's "all brokers down", `true` once
+/// statistics show a broker up); the runtime points it at readiness.
+pub type BrokerWatch = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// Told when a transactional call keeps failing and is being made again (`Some(why)`), and
+/// when a commit went through again (`None`); the runtime points it at readiness, so an
+/// instance whose commits are stuck is not reported ready while its input waits.
+pub type StallWatch = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// The transactional producer's context. Its callbacks run on the producer's own polling
+/// thread, so the brokers going away is reported even while the stream thread is blocked in a
+/// transactional call (`send_offsets_to_transaction`, `commit_transaction`), when the group
+/// consumer's callbacks (served only inside its `poll`) cannot run.
+pub struct TxnProducerContext {
+    brokers: BrokerWatch,
+}
+
+impl TxnProducerContext {
+    pub fn new(brokers: BrokerWatch) -> Self {
+        TxnProducerContext { brokers }
+    }
+}
+
+impl ClientContext for TxnProducerContext {
+    fn stats(&self, statistics: Statistics) {
+        // Bootstrap entries and the internal broker appear too; only a known broker UP counts.
+        let up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        if up {
+            (self.brokers)(true);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            (self.brokers)(false);
+        }
+        tracing::error!(error = %error, "kafka producer error: {reason}");
+    }
+}
+
+impl ProducerContext for TxnProducerContext {
+    type DeliveryOpaque = ();
+
+    // Delivery failures surface in the transaction (the commit fails and is aborted).
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
 
 /// Reads a customer's current state for the changelog: `Ok(Some(bytes))` a value, `Ok(None)` a
 /// tombstone (no state). An error means the state cannot be read now (the transaction is then
@@ -34,12 +87,17 @@ pub type ExportFn<'a> = dyn FnMut(i32, &str) -> Result<Option<Vec<u8>>, String> 
 /// entries of the open transaction before committing it).
 pub type SharedExport = Box<dyn Fn(i32, &str) -> Result<Option<Vec<u8>>, String> + Send + Sync>;
 
-/// How long a transactional call (send offsets, commit, abort) may block.
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one transactional call (send offsets, commit, abort) may block. Kept short so that
+/// the stream thread is never stuck for long in one call: librdkafka reports a timed-out call
+/// as retriable (`is_retriable`) and the same call is then made again, up to
+/// [`COMMIT_RETRIES`] (or [`ABORT_RETRIES`]) times, which also covers a broker restart.
+const TXN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the outstanding record count is checked while waiting for deliveries.
 const DRAIN_STEP: Duration = Duration::from_micros(250);
 /// Retries of a retriable commit failure (e.g. a coordinator moving) before aborting.
 const COMMIT_RETRIES: u32 = 5;
+/// Retries of a retriable (e.g. timed-out) abort before the producer is given up as unusable.
+const ABORT_RETRIES: u32 = 5;
 
 /// Why a transaction was aborted (the producer stays usable). Also the `reason` label of
 /// `journeyd_transaction_aborts_total`.
@@ -152,6 +210,10 @@ pub fn classify(err: &KafkaError) -> ErrorClass {
         KafkaError::Transaction(e) if e.txn_requires_abort() => ErrorClass::Abort,
         KafkaError::Transaction(e) if e.is_retriable() => ErrorClass::Retry,
         _ if fenced => ErrorClass::Fatal(FatalKind::Fenced),
+        // rust-rdkafka's `commit_transaction` flushes first and reports a flush that did not
+        // finish in time as this; librdkafka's own commit reports the same as a retriable
+        // timeout, and the commit may be made again (e.g. once the brokers are back).
+        KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => ErrorClass::Retry,
         _ => ErrorClass::Abort,
     }
 }
@@ -170,9 +232,10 @@ pub enum ProducerError {
 pub fn create_producer(
     kafka: &KafkaConfig,
     transactional_id: &str,
+    brokers: BrokerWatch,
 ) -> Result<TxnProducer, ProducerError> {
     let producer: TxnProducer = client_config(&producer_properties(kafka, transactional_id))
-        .create()
+        .create_with_context(TxnProducerContext::new(brokers))
         .map_err(ProducerError::Create)?;
     let mut attempt = 0u32;
     loop {
@@ -209,6 +272,10 @@ pub struct Txn {
     /// customer with several events in one transaction is exported and written once, not once
     /// per event, and the entry still carries every effect of the transaction.
     changed: BTreeMap<i32, HashSet<String>>,
+    /// Where retried transactional calls are reported.
+    stall: StallWatch,
+    /// Whether a retry was reported and no commit went through since.
+    stalled: bool,
 }
 
 impl Txn {
@@ -225,7 +292,20 @@ impl Txn {
             command_sources: Vec::new(),
             state_topic: state_topic.to_owned(),
             changed: BTreeMap::new(),
+            stall: Arc::new(|_| {}),
+            stalled: false,
         }
+    }
+
+    /// Reports retried transactional calls to `watch` (see [`StallWatch`]).
+    pub fn with_stall_watch(mut self, watch: StallWatch) -> Self {
+        self.stall = watch;
+        self
+    }
+
+    fn report_stall(&mut self, why: String) {
+        self.stalled = true;
+        (self.stall)(Some(&why));
     }
 
     /// Replaces the producer after a fatal error (the book is kept: it describes the consumer).
@@ -384,6 +464,11 @@ impl Txn {
                 };
                 Err(TxnFailure::fatal(kind, format!("produce dead letter: {e}")))
             }
+            // A queue that stayed full (brokers away) refuses nothing for good: the transaction
+            // is aborted and the record comes again.
+            Err(e @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => Err(
+                TxnFailure::aborted(AbortReason::Produce, format!("produce dead letter: {e}")),
+            ),
             Err(e) => {
                 tracing::error!(topic = %dl.topic, error = %e, "dead-letter record refused by the producer; skipped");
                 Ok(())
@@ -391,19 +476,27 @@ impl Txn {
         }
     }
 
-    /// Hands a record to the producer, waiting while its queue is full.
+    /// Hands a record to the producer, waiting while its queue is full, at most
+    /// [`TXN_TIMEOUT`]: a queue that does not drain (brokers away, or a transaction librdkafka
+    /// holds in an abortable error state, whose records are only purged by the abort) is
+    /// reported as `QueueFull`, so that the transaction is aborted instead of the stream thread
+    /// waiting forever without polling.
     fn send<K, P>(&mut self, mut record: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
+        let mut full_since: Option<Instant> = None;
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
                     self.produced += 1;
                     return Ok(());
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((e @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if full_since.get_or_insert_with(Instant::now).elapsed() >= TXN_TIMEOUT {
+                        return Err(e);
+                    }
                     record = back;
                     // The producer's thread serves delivery reports and frees the queue; a
                     // `poll` here would always block for its whole timeout.
@@ -475,6 +568,10 @@ impl Txn {
         );
         self.book.commit();
         self.reset();
+        if self.stalled {
+            self.stalled = false;
+            (self.stall)(None);
+        }
         Ok(true)
     }
 
@@ -517,6 +614,7 @@ impl Txn {
                     ErrorClass::Retry if attempt < COMMIT_RETRIES => {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "{} failed, retrying", what.label());
+                        self.report_stall(format!("{} retrying after: {e}", what.label()));
                         std::thread::sleep(Duration::from_millis(100 << attempt));
                     }
                     ErrorClass::Fatal(kind) => {
@@ -539,10 +637,21 @@ impl Txn {
     pub fn abort(&mut self, reason: AbortReason, detail: &str, metrics: &Metrics) -> TxnFailure {
         metrics.transaction_aborted(reason.label());
         self.book.abort();
-        let result = if self.open {
-            self.producer.abort_transaction(TXN_TIMEOUT)
-        } else {
-            Ok(())
+        let mut attempt = 0;
+        let result = loop {
+            if !self.open {
+                break Ok(());
+            }
+            match self.producer.abort_transaction(TXN_TIMEOUT) {
+                // A timed-out abort may be made again (librdkafka's transactional API).
+                Err(e) if classify(&e) == ErrorClass::Retry && attempt < ABORT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "abort failed, retrying");
+                    self.report_stall(format!("abort retrying after: {e}"));
+                    std::thread::sleep(Duration::from_millis(100 << attempt));
+                }
+                other => break other,
+            }
         };
         self.reset();
         match result {
@@ -584,6 +693,45 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    /// The producer's own thread reports "all brokers down" to readiness: nobody polls this
+    /// producer, as nobody polls it while the stream thread is blocked in a transactional call.
+    #[test]
+    fn the_producer_reports_unreachable_brokers_from_its_own_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let watch: BrokerWatch = Arc::new(move |up| {
+            let _ = lock(&tx).send(up);
+        });
+        // Nothing listens on port 1 of the loopback address.
+        let _producer: TxnProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("reconnect.backoff.ms", "10")
+            .create_with_context(TxnProducerContext::new(watch))
+            .unwrap();
+        let reported = rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(reported, Ok(false));
+    }
+
+    /// A producer queue that never drains (no broker) makes `send` give up after
+    /// [`TXN_TIMEOUT`] with `QueueFull` (an abortable failure) instead of waiting forever.
+    #[test]
+    fn a_queue_that_stays_full_is_reported_not_waited_on_forever() {
+        let producer: TxnProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("queue.buffering.max.messages", "1")
+            .create_with_context(TxnProducerContext::new(Arc::new(|_| {})))
+            .unwrap();
+        let mut txn = Txn::new(producer, OffsetBook::new(), "state");
+        let record = || BaseRecord::<str, str>::to("t").key("k").payload("v");
+        assert!(txn.send(record()).is_ok());
+        let e = txn.send(record()).unwrap_err();
+        assert_eq!(
+            e,
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+        );
+        assert_eq!(classify(&e), ErrorClass::Abort);
+    }
+
     #[test]
     fn abort_labels_are_fixed_words() {
         assert_eq!(AbortReason::AssignmentLost.label(), "assignment_lost");
@@ -599,5 +747,8 @@ mod tests {
         assert_eq!(classify(&e), ErrorClass::Fatal(FatalKind::Fenced));
         let e = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
         assert_eq!(classify(&e), ErrorClass::Fatal(FatalKind::Fenced));
+        // A commit whose flush timed out (brokers away) is made again, not aborted.
+        let e = KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut);
+        assert_eq!(classify(&e), ErrorClass::Retry);
     }
 }
