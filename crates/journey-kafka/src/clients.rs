@@ -415,12 +415,7 @@ pub fn connection_problem(kafka: &KafkaConfig, timeout: std::time::Duration) -> 
         .filter(|(k, v)| is_secret_property(k) && !v.is_empty())
         .map(|(_, v)| v.as_str())
         .collect();
-    let precise = |r: &&String| {
-        let lower = r.to_ascii_lowercase();
-        ["authentication", "ssl", "certificate", "handshake", "sasl"]
-            .iter()
-            .any(|w| lower.contains(w))
-    };
+    let precise = |r: &&String| is_definitive_connection_problem(r);
     let reason = reports
         .iter()
         .find(precise)
@@ -431,6 +426,16 @@ pub fn connection_problem(kafka: &KafkaConfig, timeout: std::time::Duration) -> 
             .iter()
             .fold(reason, |text, secret| text.replace(secret, "[redacted]")),
     )
+}
+
+/// Whether a connection problem reported by librdkafka is one that waiting will not fix
+/// (credentials, TLS trust, an unsupported mechanism), as opposed to a broker that is down or
+/// slow to answer.
+pub fn is_definitive_connection_problem(reason: &str) -> bool {
+    let lower = reason.to_ascii_lowercase();
+    ["authentication", "ssl", "certificate", "handshake", "sasl"]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 /// `text` with a secret property's value replaced by `[redacted]` (librdkafka's messages quote

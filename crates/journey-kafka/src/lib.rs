@@ -191,7 +191,24 @@ pub async fn run_service(
     )?;
     // Bind first so that a taken port fails the start rather than a background task.
     let server = HttpServer::bind(config.metrics.listen.as_str()).await?;
-    let partitions = topics::ensure_topics(&config).await?;
+    // A broker that is down or slow at start is waited for (not ready, with the reason), as it
+    // is once running; credentials, TLS and configuration problems end the start at once.
+    let mut backoff = Duration::from_millis(500);
+    let partitions = loop {
+        match topics::ensure_topics(&config).await {
+            Ok(partitions) => break partitions,
+            Err(e) if e.is_transient() => {
+                health.set_broker_reachable(false);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "the Kafka cluster does not answer; trying again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     health.set_broker_reachable(true);
     tracing::info!(partitions, "topics ready");
 

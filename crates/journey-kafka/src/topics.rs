@@ -111,6 +111,22 @@ pub fn plan_topics(
     Ok(TopicPlan { partitions, create })
 }
 
+impl TopicError {
+    /// Whether the brokers were merely unreachable or slow (down, restarting, overloaded), so
+    /// that trying again later may succeed. Wrong credentials, TLS trust and configuration
+    /// problems are not: they fail the start at once with their reason.
+    pub fn is_transient(&self) -> bool {
+        use rdkafka::error::KafkaError as K;
+        match self {
+            TopicError::Client(K::MetadataFetch(_) | K::AdminOp(_)) => true,
+            TopicError::Unreachable { reason, .. } => {
+                !crate::clients::is_definitive_connection_problem(reason)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Creates the missing topics and returns the input partition count.
 pub async fn ensure_topics(config: &Config) -> Result<usize, TopicError> {
     let admin: AdminClient<DefaultClientContext> =
@@ -208,6 +224,32 @@ async fn existing_topics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_broker_that_is_away_is_waited_for() {
+        let unreachable = |reason: &str| TopicError::Unreachable {
+            bootstrap: "127.0.0.1:9092".into(),
+            reason: reason.into(),
+        };
+        assert!(unreachable(
+            "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
+        )
+        .is_transient());
+        assert!(!unreachable("SASL authentication error: Authentication failed during authentication due to invalid credentials").is_transient());
+        assert!(!unreachable("SSL handshake failed: certificate verify failed").is_transient());
+        assert!(
+            TopicError::Client(rdkafka::error::KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+            ))
+            .is_transient()
+        );
+        assert!(!TopicError::StateTooSmall {
+            topic: "journeyd.state".into(),
+            found: 1,
+            needed: 3,
+        }
+        .is_transient());
+    }
 
     fn config() -> Config {
         Config::example()
