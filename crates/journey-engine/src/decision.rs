@@ -171,6 +171,13 @@ mod tests {
         );
     }
 
+    /// The kinds the schemas and test files accept (journey-spec) are exactly the engine's.
+    #[test]
+    fn the_contracts_list_every_kind() {
+        let engine: Vec<&str> = DecisionKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(engine, journey_spec::contracts::DECISION_KINDS);
+    }
+
     #[test]
     fn reasons_read_back_from_their_text() {
         for r in [

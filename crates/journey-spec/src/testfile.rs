@@ -156,22 +156,8 @@ pub struct NoSendExpect {
 /// How long after the last event a test without `until` runs (its timers fire up to then).
 pub const DEFAULT_RUN_AFTER_LAST_EVENT: chrono::Duration = chrono::Duration::days(30);
 
-/// Every decision kind the engine records (docs/journeys.md, "After launch").
-pub const DECISION_KINDS: &[&str] = &[
-    "entered",
-    "entry_suppressed",
-    "sent",
-    "skipped_channel",
-    "deferred",
-    "no_channel",
-    "holdout",
-    "split",
-    "exited",
-    "goal",
-    "completed",
-    "duplicate_event",
-    "bad_timezone",
-];
+/// Every decision kind the engine records (docs/reference/decisions.md).
+pub use crate::contracts::DECISION_KINDS;
 
 fn pos(node: &Node) -> Pos {
     Pos {
