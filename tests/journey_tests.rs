@@ -68,22 +68,8 @@ steps:
     send: { channels: [sms, email], template: welcome }
 ";
 
-const CONFIG: &str = "\
-journeys_dir: journeys
-kafka:
-  bootstrap_servers: 127.0.0.1:9092
-  group_id: journeyd
-  input_topics: [events]
-  dead_letter_topic: events.dead_letter
-  decisions_topic: journey.decisions
-  state_topic: journeyd.state
-channels:
-  email: { topic: actions.email, address: email, consent: opt_out, quiet_hours: false }
-  sms: { topic: actions.sms, address: phone, consent: opt_in, quiet_hours: true }
-frequency_caps:
-  - { name: sms_daily, channels: [sms], max: 1, per: 1d }
-quiet_hours: { start: \"21:00\", end: \"08:00\", default_timezone: Europe/London }
-";
+/// A small configuration: email and sms, one cap, quiet hours in London.
+const CONFIG: &str = include_str!("fixtures/email_sms/journeyd.yaml");
 
 impl Scratch {
     fn new() -> Scratch {
