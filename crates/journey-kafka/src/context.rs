@@ -14,7 +14,7 @@
 //! and the start of the restore.
 
 use crate::http::Health;
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::TopicPartition;
 use crate::txn::{lock, AbortReason, Txn, TxnFailure};
 use rdkafka::client::ClientContext;
@@ -52,14 +52,19 @@ pub struct RuntimeContext {
     events: Mutex<Vec<RebalanceEvent>>,
     failure: Mutex<Option<TxnFailure>>,
     owned: Mutex<BTreeSet<TopicPartition>>,
-    metrics: Arc<Metrics>,
+    metrics: WorkerMetrics,
     health: Arc<Health>,
 }
 
 impl RuntimeContext {
     /// A context around the session's transaction; `export` reads the engines' state (see
     /// [`Txn::commit`]).
-    pub fn new(txn: Txn, metrics: Arc<Metrics>, health: Arc<Health>, export: SharedExport) -> Self {
+    pub fn new(
+        txn: Txn,
+        metrics: WorkerMetrics,
+        health: Arc<Health>,
+        export: SharedExport,
+    ) -> Self {
         RuntimeContext {
             txn: Mutex::new(txn),
             export,
@@ -236,6 +241,7 @@ impl ConsumerContext for RuntimeContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
     use crate::offsets::OffsetBook;
     use rdkafka::ClientConfig;
 
@@ -247,7 +253,12 @@ mod tests {
             .create_with_context(crate::txn::TxnProducerContext::new(Arc::new(|_| {})))
             .unwrap();
         let txn = Txn::new(producer, OffsetBook::new(), "state");
-        RuntimeContext::new(txn, Metrics::new(), health, Box::new(|_, _| Ok(None)))
+        RuntimeContext::new(
+            txn,
+            Metrics::new().worker(0),
+            health,
+            Box::new(|_, _| Ok(None)),
+        )
     }
 
     /// The race of issue "readyz 200 between assignment and restore": the assignment callback

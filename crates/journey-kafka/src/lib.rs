@@ -232,7 +232,7 @@ pub async fn run_service(
     let stop_worker = shutdown.child_token();
     let setup = StreamThreadSetup {
         config: Arc::clone(&config),
-        metrics: Arc::clone(&metrics),
+        metrics: metrics.worker(0),
         health: Arc::clone(&health),
         catalog,
         store,

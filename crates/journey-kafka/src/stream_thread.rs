@@ -30,7 +30,7 @@ use crate::clients::{
 };
 use crate::context::{RebalanceEvent, RuntimeContext};
 use crate::http::Health;
-use crate::metrics::Metrics;
+use crate::metrics::{EventOutcome, Metrics, WorkerMetrics};
 use crate::offsets::{OffsetBook, TopicPartition};
 use crate::records::{dead_letter_record, Source};
 use crate::recovery::decide;
@@ -75,7 +75,7 @@ pub enum Control {
 /// What the stream thread needs.
 pub struct StreamThreadSetup {
     pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: WorkerMetrics,
     pub health: Arc<Health>,
     pub catalog: Arc<Catalog>,
     pub store: CheckpointStore,
@@ -166,7 +166,7 @@ impl<'s> Session<'s> {
             restorer,
             store: setup.store.clone(),
             catalog: Arc::clone(&setup.catalog),
-            metrics: Arc::clone(&setup.metrics),
+            metrics: setup.metrics.clone(),
             health: Arc::clone(&setup.health),
             cancel: setup.cancel.clone(),
         });
@@ -179,7 +179,7 @@ impl<'s> Session<'s> {
             .with_stall_watch(stall_watch(&setup.health));
         let context = RuntimeContext::new(
             txn,
-            Arc::clone(&setup.metrics),
+            setup.metrics.clone(),
             Arc::clone(&setup.health),
             tasks.exporter(),
         );
@@ -429,7 +429,9 @@ impl<'s> Session<'s> {
                     &reason,
                 );
                 self.setup.metrics.dead_lettered(&kind);
-                self.setup.metrics.event_consumed(topic, "dead_letter");
+                self.setup
+                    .metrics
+                    .event_consumed(topic, EventOutcome::DeadLetter);
                 tracing::debug!(partition = p, offset, reason, "dead-lettered input record");
                 let mut txn = ctx.txn();
                 txn.record_processed()
@@ -463,7 +465,7 @@ impl<'s> Session<'s> {
                     .any(|d| d.kind == DecisionKind::DuplicateEvent);
                 self.setup
                     .metrics
-                    .event_consumed(topic, if duplicate { "duplicate" } else { "processed" });
+                    .event_consumed(topic, EventOutcome::applied(duplicate));
                 let mut txn = ctx.txn();
                 for _ in &self.effects.commands {
                     txn.command_from(msg.timestamp().to_millis());
@@ -542,7 +544,7 @@ impl<'s> Session<'s> {
         let recovery = decide(&failure, self.aborts_since_commit);
         if let Some(reason) = recovery.rebuild {
             self.aborts_since_commit = 0;
-            self.setup.metrics.producer_recreated(reason.label());
+            self.setup.metrics.producer_recreated(reason);
             let producer = create_producer(
                 &self.setup.config.kafka,
                 &self.transactional_id,
@@ -735,7 +737,7 @@ fn emit(
 }
 
 /// A produce failure leaves the transaction unusable: abort it now (a fatal one is kept as is).
-fn abort_on(txn: &mut Txn, failure: TxnFailure, metrics: &Metrics) -> TxnFailure {
+fn abort_on(txn: &mut Txn, failure: TxnFailure, metrics: &WorkerMetrics) -> TxnFailure {
     match failure {
         TxnFailure::Aborted { reason, detail } => txn.abort(reason, &detail, metrics),
         fatal => fatal,

@@ -29,7 +29,7 @@ use crate::checkpoint::{
 };
 use crate::context::SharedExport;
 use crate::http::Health;
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::TopicPartition;
 use crate::restore::{apply_record, RestoreError, Restorer};
 use crate::task::{panic_message, PartitionTask, Phase, Restore, TaskState};
@@ -62,7 +62,7 @@ pub struct TaskManagerSetup {
     pub restorer: Restorer,
     pub store: CheckpointStore,
     pub catalog: Arc<Catalog>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: WorkerMetrics,
     pub health: Arc<Health>,
     pub cancel: CancellationToken,
 }
@@ -90,7 +90,7 @@ pub struct TaskManager {
     restorer: Restorer,
     store: CheckpointStore,
     catalog: Arc<Catalog>,
-    metrics: Arc<Metrics>,
+    metrics: WorkerMetrics,
     health: Arc<Health>,
     cancel: CancellationToken,
 }

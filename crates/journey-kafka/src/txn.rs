@@ -10,7 +10,7 @@
 //! over.
 
 use crate::clients::{client_config, producer_properties};
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::OffsetBook;
 use crate::records::{changelog_record, DeadLetter, OutRecord};
 use journey_spec::KafkaConfig;
@@ -514,7 +514,7 @@ impl Txn {
     pub fn commit(
         &mut self,
         group: Option<&ConsumerGroupMetadata>,
-        metrics: &Metrics,
+        metrics: &WorkerMetrics,
         export: &mut ExportFn<'_>,
     ) -> Result<bool, TxnFailure> {
         if !self.open {
@@ -529,7 +529,7 @@ impl Txn {
                 return Err(self.abort(reason, &detail, metrics))
             }
             Err(fatal) => {
-                metrics.transaction_aborted("fatal");
+                metrics.transaction_fatal();
                 self.book.abort();
                 self.reset();
                 return Err(fatal);
@@ -603,7 +603,7 @@ impl Txn {
     fn retrying(
         &mut self,
         what: AbortReason,
-        metrics: &Metrics,
+        metrics: &WorkerMetrics,
         mut call: impl FnMut(&TxnProducer) -> Result<(), KafkaError>,
     ) -> Result<(), TxnFailure> {
         let mut attempt = 0;
@@ -618,7 +618,7 @@ impl Txn {
                         std::thread::sleep(Duration::from_millis(100 << attempt));
                     }
                     ErrorClass::Fatal(kind) => {
-                        metrics.transaction_aborted("fatal");
+                        metrics.transaction_fatal();
                         self.book.abort();
                         self.reset();
                         return Err(TxnFailure::fatal(kind, format!("{}: {e}", what.label())));
@@ -634,8 +634,13 @@ impl Txn {
     }
 
     /// Aborts the open transaction (its outputs are discarded by read_committed readers).
-    pub fn abort(&mut self, reason: AbortReason, detail: &str, metrics: &Metrics) -> TxnFailure {
-        metrics.transaction_aborted(reason.label());
+    pub fn abort(
+        &mut self,
+        reason: AbortReason,
+        detail: &str,
+        metrics: &WorkerMetrics,
+    ) -> TxnFailure {
+        metrics.transaction_aborted(reason);
         self.book.abort();
         let mut attempt = 0;
         let result = loop {
