@@ -565,9 +565,7 @@ impl TaskManager {
             let ids = &snapshot.ids[snapshot.next..end];
             let ok = catch_unwind(AssertUnwindSafe(|| {
                 for id in ids {
-                    if let Some(state) = engine.export_customer(id) {
-                        writer.customer(id, &state);
-                    }
+                    writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
                 }
             }))
             .is_ok();
@@ -754,9 +752,7 @@ fn export_all(engine: &Engine) -> Option<CheckpointWriter> {
     catch_unwind(AssertUnwindSafe(|| {
         let mut writer = CheckpointWriter::new(engine.customer_count() * 160);
         for id in engine.customer_ids() {
-            if let Some(state) = engine.export_customer(id) {
-                writer.customer(id, &state);
-            }
+            writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
         }
         writer
     }))
