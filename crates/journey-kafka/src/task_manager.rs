@@ -367,6 +367,13 @@ impl TaskManager {
                         if checkpoint.is_done() {
                             let from = checkpoint.header.changelog_offset;
                             let (_, end) = restore.changelog;
+                            tracing::info!(
+                                partition = task.partition,
+                                customers = restore.customers,
+                                millis = restore.started.elapsed().as_millis() as u64,
+                                changelog_records = (end - from).max(0),
+                                "local checkpoint imported, replaying the changelog after it"
+                            );
                             restore.phase = Phase::Changelog { from, end };
                             replays.push((task.partition, from, end));
                         }
