@@ -51,6 +51,11 @@ struct Args {
     /// service's clients (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_client)]
     client: Vec<(String, String)>,
+    /// Changelog records written after the checkpoint before each kill -9 (states of customers
+    /// the service holds, produced straight to its changelog): the tail a restart replays
+    /// after the checkpoint, as a crash some time after the last checkpoint leaves.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    tail: usize,
     /// Rounds of kill -9 and restart.
     #[arg(long, default_value_t = 3, value_name = "N")]
     rounds: u32,
@@ -128,6 +133,11 @@ fn run(args: &Args) -> Result<(), String> {
             (format!("{prefix}.events"), 1, false),
         ]);
         let result = (|| -> Result<(), String> {
+            let tail_states: Vec<(String, Vec<u8>)> = engine
+                .customer_ids()
+                .take(args.tail)
+                .filter_map(|id| Some((id.to_owned(), engine.export_customer(id)?)))
+                .collect();
             let t = Instant::now();
             let produced = produce_states(&bootstrap, &state_topic, &engine)?;
             println!(
@@ -139,7 +149,7 @@ fn run(args: &Args) -> Result<(), String> {
                 changelog(args, &bootstrap, &prefix, &state_topic)?;
             }
             if phase(Phase::Kill9) {
-                kill_nine(args, &bootstrap, &prefix)?;
+                kill_nine(args, &bootstrap, &prefix, &state_topic, &tail_states)?;
             }
             Ok(())
         })();
@@ -206,6 +216,36 @@ fn checkpoint(engine: &Engine) -> Result<(), String> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Produces `records` to partition 0 of `topic`; how many.
+fn produce_records(
+    bootstrap: &str,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) -> Result<usize, String> {
+    let producer: BaseProducer = client_config(
+        bootstrap,
+        &[("linger.ms", "20"), ("compression.type", "lz4")],
+    )
+    .create()
+    .map_err(|e| e.to_string())?;
+    for (key, value) in records {
+        loop {
+            let record = BaseRecord::to(topic).partition(0).key(key).payload(value);
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(format!("produce: {e}")),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(|e| e.to_string())?;
+    Ok(records.len())
 }
 
 /// Produces every customer's state to the one-partition compacted changelog `topic`.
@@ -354,7 +394,13 @@ fn ready(jd: &Journeyd) -> bool {
 
 /// `journeyd run` with the changelog as its state: first start, first checkpoint, then rounds
 /// of kill -9 and restart at once, each timed to `/readyz` 200 and broken down from its log.
-fn kill_nine(args: &Args, bootstrap: &str, prefix: &str) -> Result<(), String> {
+fn kill_nine(
+    args: &Args,
+    bootstrap: &str,
+    prefix: &str,
+    state_topic: &str,
+    tail_states: &[(String, Vec<u8>)],
+) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("{prefix}-service"));
     let port = free_port();
     service_config(&dir, bootstrap, prefix, port, &args.client)?;
@@ -372,21 +418,40 @@ fn kill_nine(args: &Args, bootstrap: &str, prefix: &str) -> Result<(), String> {
         "first start (restore from the whole changelog in the service): ready after {first:.2} s"
     );
     timeline(&jd.log, started);
-    let c = wait_for(
-        "first checkpoint",
-        &mut jd,
-        Duration::from_secs(600),
-        |jd| {
-            jd.metrics().is_some_and(|body| {
-                body.lines()
-                    .any(|l| l.starts_with("journeyd_checkpoint_last_write_timestamp_seconds{"))
-            })
-        },
-    )?;
-    println!("first checkpoint written {c:.2} s after ready");
+    let mut ready_at = SystemTime::now();
     let mut rounds = Vec::new();
     for round in 1..=args.rounds {
-        std::thread::sleep(Duration::from_secs(2));
+        // A checkpoint written since this start (the restore of a tail makes one due at once),
+        // then the tail after it.
+        let since = ready_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let c = if args.tail == 0 {
+            0.0
+        } else {
+            wait_for(
+                "a checkpoint of this start",
+                &mut jd,
+                Duration::from_secs(600),
+                |jd| {
+                    jd.metrics().is_some_and(|body| {
+                        journeyd_testkit::metric_sum(
+                            &body,
+                            "journeyd_checkpoint_last_write_timestamp_seconds",
+                            &[],
+                        ) >= since
+                    })
+                },
+            )?
+        };
+        println!("  checkpoint written {c:.2} s later");
+        let t = Instant::now();
+        let n = produce_records(bootstrap, state_topic, tail_states)?;
+        println!(
+            "  {n} changelog records written after it in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        std::thread::sleep(Duration::from_secs(1));
         jd.kill9();
         let killed = SystemTime::now();
         let t = Instant::now();
@@ -398,6 +463,7 @@ fn kill_nine(args: &Args, bootstrap: &str, prefix: &str) -> Result<(), String> {
             ready,
         )?;
         let secs = t.elapsed().as_secs_f64();
+        ready_at = SystemTime::now();
         rounds.push(secs);
         println!("kill -9 #{round} → ready: {secs:.2} s (from the kill, restart included)");
         timeline(&jd.log, killed);
