@@ -16,6 +16,9 @@
 //! cargo build --release -p journeyd -p journeyd-benches
 //! target/release/rolling-restart-bench [--rate 2000] [--scale] [BOOTSTRAP]
 //! ```
+//!
+//! Longer than 600 lines: one benchmark's whole flow (instances, stream, roll, scaling, the
+//! latency split and the check against `simulate`) reads best in one file.
 
 use chrono::{DateTime, Utc};
 use clap::Parser;

@@ -7,6 +7,10 @@
 //! hold and little else. Profile values and trigger properties are JSON text on the wire; the
 //! common ones (strings that need no escaping, booleans, unsigned integers) are written and read
 //! without going through `serde_json`, producing the same text it would.
+//!
+//! Longer than 600 lines because its tests stay beside the reader and writer they pin down: a
+//! value written by the first version of the format (`testdata/state-format-1.hex`) must keep
+//! loading, and both directions are cross-checked against postcard itself.
 
 use super::rules::insert_sorted;
 use super::wire::{Reader, Writer};
