@@ -229,3 +229,76 @@ impl Stream {
         }
     }
 }
+
+/// The benchmarks only ever talk to a broker on this machine's loopback address: every server
+/// of `bootstrap` must be `127.0.0.1:PORT`.
+pub fn check_local(bootstrap: &str) -> Result<(), String> {
+    for server in bootstrap.split(',') {
+        let server = server.trim();
+        let host = server
+            .rsplit_once(':')
+            .map(|(h, port)| (h, port.parse::<u16>().is_ok()));
+        if !matches!(host, Some(("127.0.0.1", true))) {
+            return Err(format!(
+                "bootstrap {server:?}: only 127.0.0.1:PORT is accepted"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `clap` value parser for a broker address given on the command line ([`check_local`]).
+pub fn parse_local(bootstrap: &str) -> Result<String, String> {
+    check_local(bootstrap)?;
+    Ok(bootstrap.to_owned())
+}
+
+/// The broker a benchmark uses: the one given, else `$JOURNEYD_BENCH_BOOTSTRAP`, else the
+/// tests' broker (`127.0.0.1:9092` when it answers, else a private one started with
+/// `deploy/kafka/start.sh`, stopped once the benchmark has exited).
+pub fn bench_bootstrap(given: Option<&str>) -> Result<String, String> {
+    let bootstrap = match given {
+        Some(b) => b.to_owned(),
+        None => match std::env::var("JOURNEYD_BENCH_BOOTSTRAP") {
+            Ok(b) => b.trim().to_owned(),
+            Err(_) => journeyd_testkit::broker().bootstrap.clone(),
+        },
+    };
+    check_local(&bootstrap)?;
+    Ok(bootstrap)
+}
+
+/// The machine a figure was taken on: CPUs, model and load average (benches/README.md asks for
+/// it with every figure).
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpus} CPUs ({cpu}), loadavg {}", loadavg())
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `q` (0..=1) of sorted `values` (nearest rank).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}

@@ -3,7 +3,10 @@
 //! In memory, names that repeat across customers (channels, journey ids, event types) are
 //! interned to `u32` by the engine; the persisted form spells them out so a state survives any
 //! change of configuration or journeys. Persisted bytes: one format byte ([`FORMAT`]) followed by
-//! a postcard encoding of [`Persisted`].
+//! the postcard encoding of `Persisted` (below). The engine reads and writes those bytes directly
+//! from and into the customer record (`engine::persist`, `engine::wire`); `Persisted` is the
+//! description of the format, which the tests encode and decode with postcard itself to check
+//! that the engine's reader and writer keep to it.
 //!
 //! The in-memory layout is shaped by what one event reads, since with many customers each read
 //! of a different allocation is a cache miss: the [`Customer`] record holds the id and profile
@@ -380,6 +383,12 @@ impl Customer {
 // ------------------------------------------------------------------------------------------
 // Persisted form
 // ------------------------------------------------------------------------------------------
+//
+// A customer's value: profile (key, value as JSON text), consent (channel, granted), the dedupe
+// ring (fingerprints, next position), last entries (journey id, time), `did` history (event
+// type, ever seen, times), sends (time, channel), instances (journey id, version, step id,
+// holdout, goal reached, sends, entered at, trigger event id, trigger properties as JSON text,
+// wait). Names are spelled out, never interned numbers.
 
 /// A timestamp as (seconds, nanoseconds) since the epoch.
 pub type PTime = (i64, u32);
@@ -392,6 +401,7 @@ pub fn from_ptime(t: PTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.0, t.1)
 }
 
+#[cfg(test)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PWait {
     Timer {
@@ -405,6 +415,7 @@ pub enum PWait {
     },
 }
 
+#[cfg(test)]
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PInstance {
     pub journey_id: String,
@@ -420,6 +431,7 @@ pub struct PInstance {
     pub wait: PWait,
 }
 
+#[cfg(test)]
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Persisted {
     /// Values as JSON text.
@@ -434,12 +446,14 @@ pub struct Persisted {
     pub instances: Vec<PInstance>,
 }
 
+#[cfg(test)]
 pub fn encode(p: &Persisted) -> Vec<u8> {
     let mut out = vec![FORMAT];
     out.extend(postcard::to_stdvec(p).expect("in-memory state always encodes"));
     out
 }
 
+#[cfg(test)]
 pub fn decode(bytes: &[u8]) -> Result<Persisted, String> {
     match bytes.split_first() {
         None => Err("empty value".into()),

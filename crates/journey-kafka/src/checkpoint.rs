@@ -234,6 +234,26 @@ impl CheckpointWriter {
         self.customers += 1;
     }
 
+    /// Adds one customer whose state `write` appends to the buffer it is given (saving a copy
+    /// of the state); `write` answers false, having appended nothing, when the customer has no
+    /// state, and then nothing is added. Returns what `write` answered.
+    pub fn customer_with(&mut self, id: &str, write: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+        let start = self.bytes.len();
+        self.bytes
+            .extend_from_slice(&(id.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(id.as_bytes());
+        let len_at = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; 4]);
+        if !write(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return false;
+        }
+        let len = (self.bytes.len() - len_at - 4) as u32;
+        self.bytes[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        self.customers += 1;
+        true
+    }
+
     /// The whole file: magic, format, header, the customers added, checksum.
     pub fn finish(
         self,
@@ -384,7 +404,11 @@ mod tests {
     fn sample() -> Vec<u8> {
         let mut w = CheckpointWriter::new(64);
         w.customer("c1", b"\x01state-one");
-        w.customer("c2", b"\x01two");
+        assert!(!w.customer_with("gone", |_| false));
+        assert!(w.customer_with("c2", |buf| {
+            buf.extend_from_slice(b"\x01two");
+            true
+        }));
         w.finish(id(3), 42, SystemTime::now())
     }
 

@@ -123,7 +123,11 @@ pub fn restore_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
         ("enable.auto.offset.store", "false"),
         ("enable.partition.eof", "true"),
     ];
-    let mut props = merge(kafka, &[], &forced);
+    // A restore drains the prefetched records far faster than the `queued.min.messages` a
+    // fetch stops at: with librdkafka's default backoff (1 s) before the next fetch, a replay
+    // spends most of its time waiting (benches/README.md, "Restore").
+    let defaults = [("fetch.queue.backoff.ms", "10")];
+    let mut props = merge(kafka, &defaults, &forced);
     // A static membership id belongs to the service's group member only.
     props.retain(|(k, _)| k != "group.instance.id");
     props
@@ -570,6 +574,7 @@ mod tests {
         assert_eq!(get(&p, "group.instance.id"), None);
         assert_eq!(get(&p, "enable.auto.commit"), Some("false"));
         assert_eq!(get(&p, "enable.partition.eof"), Some("true"));
+        assert_eq!(get(&p, "fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
     }
 

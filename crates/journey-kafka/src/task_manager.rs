@@ -367,6 +367,13 @@ impl TaskManager {
                         if checkpoint.is_done() {
                             let from = checkpoint.header.changelog_offset;
                             let (_, end) = restore.changelog;
+                            tracing::info!(
+                                partition = task.partition,
+                                customers = restore.customers,
+                                millis = restore.started.elapsed().as_millis() as u64,
+                                changelog_records = (end - from).max(0),
+                                "local checkpoint imported, replaying the changelog after it"
+                            );
                             restore.phase = Phase::Changelog { from, end };
                             replays.push((task.partition, from, end));
                         }
@@ -565,9 +572,7 @@ impl TaskManager {
             let ids = &snapshot.ids[snapshot.next..end];
             let ok = catch_unwind(AssertUnwindSafe(|| {
                 for id in ids {
-                    if let Some(state) = engine.export_customer(id) {
-                        writer.customer(id, &state);
-                    }
+                    writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
                 }
             }))
             .is_ok();
@@ -754,9 +759,7 @@ fn export_all(engine: &Engine) -> Option<CheckpointWriter> {
     catch_unwind(AssertUnwindSafe(|| {
         let mut writer = CheckpointWriter::new(engine.customer_count() * 160);
         for id in engine.customer_ids() {
-            if let Some(state) = engine.export_customer(id) {
-                writer.customer(id, &state);
-            }
+            writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
         }
         writer
     }))

@@ -60,6 +60,7 @@ mod rules;
 mod send;
 mod store;
 mod timers;
+mod wire;
 
 use crate::catalog::CompiledJourney;
 use crate::hash::{self, FxHashMap};
