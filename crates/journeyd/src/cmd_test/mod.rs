@@ -27,7 +27,7 @@ use run::run_test;
 
 use anyhow::Context;
 use journey_engine::{Catalog, Decision, SendCommand};
-use journey_spec::testfile::{self};
+use journey_spec::testfile;
 use journey_spec::{Config, Diagnostic, Journey};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
