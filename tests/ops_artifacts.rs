@@ -9,6 +9,10 @@
 //! table of the runbook covers every resource, and the systemd unit reloads with SIGHUP.
 //!
 //! PromQL syntax itself is checked by `deploy/prometheus/check.sh` (promtool).
+//!
+//! Over 600 lines on purpose: one test binary per subject (CONTRIBUTING.md), and the subject is
+//! every artifact in `deploy/`; each check is a few dozen lines and shares the readers of YAML,
+//! Markdown and PromQL at the top.
 
 use journey_kafka::metrics::{metric_names, METRIC_FAMILIES};
 use journey_spec::Diagnostics;

@@ -10,6 +10,10 @@
 //! - Secrets given through the environment (the SASL password, the inspection token) never
 //!   appear in the logs (librdkafka's debug lines included), in `/metrics` or in
 //!   `/customers/{id}`.
+//!
+//! Over 600 lines on purpose: the tests share one secured broker per test binary, which is
+//! started (certificates, SCRAM users, listeners) at the top of this file; splitting the file
+//! would start a second broker.
 
 use journeyd_testkit::*;
 use serde_json::json;

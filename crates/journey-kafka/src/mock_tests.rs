@@ -7,6 +7,11 @@
 //! group offsets back as unset, so a restarted service consumes the input again from the
 //! beginning: the restored state then recognises the replayed events as duplicates, which is
 //! what this test relies on (and what protects a real deployment if offsets were ever lost).
+//!
+//! Over 600 lines on purpose: the scenarios share the mock-cluster setup, the readers of the
+//! output topics and the service start at the top of this file, and each is one story of the
+//! runtime (the main flow and a restart, an abort, changelog batching, a broker outage, a
+//! fenced member) read end to end.
 
 use crate::http::Health;
 use crate::metrics::Metrics;

@@ -50,4 +50,39 @@ impl<V: Default> ByName<V> {
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
         f(map.entry(name.into()).or_default())
     }
+
+    /// Calls `f` with each item, its name and the value of that name, under one shared lock for
+    /// the whole slice (the decisions of one event mostly share their journey). Names seen for
+    /// the first time are created under the exclusive lock.
+    #[inline]
+    pub(crate) fn for_each<'i, T>(
+        &self,
+        items: &'i [T],
+        name: impl Fn(&'i T) -> &'i str,
+        mut f: impl FnMut(&'i T, &'i str, &V),
+    ) {
+        let mut done = 0;
+        {
+            let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            for item in items {
+                let key = name(item);
+                let Some(v) = map.get(key) else {
+                    break;
+                };
+                f(item, key, v);
+                done += 1;
+            }
+        }
+        if done == items.len() {
+            return;
+        }
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        for item in &items[done..] {
+            let key = name(item);
+            if !map.contains_key(key) {
+                map.insert(key.into(), V::default());
+            }
+            f(item, key, &map[key]);
+        }
+    }
 }

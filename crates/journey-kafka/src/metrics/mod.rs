@@ -201,11 +201,11 @@ impl Metrics {
     /// Counts decisions by kind/journey/reason, and journey entries, exits, goals and
     /// completions by journey and holdout group.
     pub fn decisions(&self, decisions: &[Decision]) {
-        for d in decisions {
-            let journey = d.journey_id.as_deref().unwrap_or("");
-            self.journeys
-                .with(journey, |j| self.decision(j, journey, d));
-        }
+        self.journeys.for_each(
+            decisions,
+            |d| d.journey_id.as_deref().unwrap_or(""),
+            |d, journey, j| self.decision(j, journey, d),
+        );
     }
 
     fn decision(&self, j: &JourneyHandles, journey: &str, d: &Decision) {
@@ -243,9 +243,10 @@ impl Metrics {
 
     /// Counts produced send commands by channel and journey.
     pub fn commands(&self, commands: &[SendCommand]) {
-        for c in commands {
-            let journey = c.journey_id.as_str();
-            self.journeys.with(journey, |j| {
+        self.journeys.for_each(
+            commands,
+            |c| c.journey_id.as_str(),
+            |c, journey, j| {
                 j.commands.with(&c.channel, |counter| {
                     counter
                         .get_or_init(|| {
@@ -255,8 +256,8 @@ impl Metrics {
                         })
                         .inc()
                 })
-            });
-        }
+            },
+        );
     }
 
     /// Observes the delay from an event's timestamp (or the record's timestamp) to the send

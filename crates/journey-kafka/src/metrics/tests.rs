@@ -412,3 +412,32 @@ fn every_abort_reason_has_its_own_label() {
         assert!(text.contains(&line), "missing {line}:\n{text}");
     }
 }
+
+#[test]
+fn a_journey_seen_for_the_first_time_mid_batch_is_counted() {
+    let m = Metrics::new();
+    m.decisions(&[decision("sent", "cart", None)]);
+    // "cart" is known, "welcome" is new: the batch continues under the exclusive lock.
+    m.decisions(&[
+        decision("sent", "cart", None),
+        decision("sent", "welcome", None),
+        decision("sent", "cart", Some("quiet_hours")),
+    ]);
+    m.commands(&[command("email", "cart"), command("sms", "welcome")]);
+    let text = m.encode_text();
+    assert_eq!(
+        series_lines(&text, "journeyd_decisions_total{"),
+        vec![
+            "journeyd_decisions_total{journey=\"cart\",kind=\"sent\",reason=\"\"} 2",
+            "journeyd_decisions_total{journey=\"cart\",kind=\"sent\",reason=\"quiet_hours\"} 1",
+            "journeyd_decisions_total{journey=\"welcome\",kind=\"sent\",reason=\"\"} 1",
+        ]
+    );
+    assert_eq!(
+        series_lines(&text, "journeyd_commands_total{"),
+        vec![
+            "journeyd_commands_total{channel=\"email\",journey=\"cart\"} 1",
+            "journeyd_commands_total{channel=\"sms\",journey=\"welcome\"} 1",
+        ]
+    );
+}

@@ -3,7 +3,7 @@
 //! where each customer stands), and the runs of the workers are merged.
 
 use super::{JourneyStats, Kept, Run};
-use crate::flow::{self};
+use crate::flow;
 use journey_engine::DecisionKind as K;
 use journey_engine::{Decision, Effects, Reason};
 use journey_spec::{Action, Journey};
