@@ -196,7 +196,9 @@ pub(super) fn baseline(
     }
     let committed_at = Instant::now();
     let catch_deadline = Instant::now() + Duration::from_secs(120);
-    while !reader.caught_up() {
+    // One output per event: right after the last commit its markers may not be written yet
+    // (the last stable offset still below them), so the count is what tells the end.
+    while (reader.count(0) as i64) < end || !reader.caught_up() {
         if Instant::now() > catch_deadline {
             return Err("baseline: timed out waiting for the reader to see every output".into());
         }
