@@ -394,10 +394,7 @@ mod tests {
                 );
             }
             (Err(a), Err(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(input)),
-            _ => panic!(
-                "{}: {fast:?} vs {whole:?}",
-                String::from_utf8_lossy(input)
-            ),
+            _ => panic!("{}: {fast:?} vs {whole:?}", String::from_utf8_lossy(input)),
         }
     }
 
