@@ -5,13 +5,18 @@
 //! and topic names unique to this run. Three phases run one after the other on the same
 //! service, so the later ones see a service that already holds its customers:
 //!
+//! 0. **baseline**: the Kafka limit for this work, measured over the same backlog before the
+//!    service starts (`baseline.rs`): a bare transactional consume → produce → commit loop with
+//!    the service's client properties, commit interval and records per transaction. After the
+//!    throughput phase the bench prints `journeyd / baseline`.
 //! 1. **throughput**: a backlog of `--events` events over `--customers` customers is produced
 //!    before the service starts; measured is the time from the start of the service until the
 //!    group's committed input offsets reach the end of the backlog and every output committed
 //!    with them has been read by a `read_committed` consumer.
-//! 2. **latency**: events at a steady `--rate` for `--seconds`; for each send command, the time
-//!    from the produce call of the event that triggered it until a `read_committed` consumer
-//!    sees the command.
+//! 2. **latency**: events at each steady rate of `--latency-rates` for `--seconds`; for each send
+//!    command, the time from the produce call of the event that triggered it until a
+//!    `read_committed` consumer sees the command. After the throughput phase (or before the
+//!    latency phase without it) the resident memory per customer is printed (`memory.rs`).
 //! 3. **timers**: the same steady load, a share of which enters a bench journey that waits
 //!    `--timer-wait` seconds and then sends; measured is how late each send becomes visible
 //!    relative to its due time (event produced + wait), the lateness of its `issued_at`, and
@@ -20,6 +25,8 @@
 //! Everything is bounded in time: each wait has a deadline, after which the phase reports what
 //! it saw and says that it timed out.
 
+mod baseline;
+mod memory;
 mod phases;
 
 use chrono::{DateTime, Utc};
@@ -62,9 +69,16 @@ struct Args {
     /// Input partitions.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
-    /// Events/s of the latency and timer phases.
+    /// Events/s of the timer phase.
     #[arg(long, default_value_t = 2000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     rate: u64,
+    /// Offered loads of the latency phase, in events/s, one after the other.
+    #[arg(long, value_delimiter = ',', default_value = "2000,10000", value_name = "N,...", value_parser = clap::value_parser!(u64).range(1..))]
+    latency_rates: Vec<u64>,
+    /// Size in bytes of the baseline's output record per event (a send command of the example
+    /// journeys is 300-400 bytes).
+    #[arg(long, default_value_t = 330, value_name = "N")]
+    baseline_record_bytes: usize,
     /// Duration of each steady phase, in seconds.
     #[arg(long, default_value_t = 20, value_name = "N")]
     seconds: u64,
@@ -84,7 +98,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,latency,timers"
+        default_value = "baseline,throughput,latency,timers"
     )]
     phases: Vec<Phase>,
     /// Repository root holding journeys/ and deploy/ (default: found from the current
@@ -96,6 +110,7 @@ struct Args {
 /// A phase of the benchmark (see the module documentation).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Baseline,
     Throughput,
     Latency,
     Timers,
@@ -397,6 +412,12 @@ fn run(args: &Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let metrics_port = free_port();
     config.journeys_dir = journeys_dir.clone();
+    // The bench journey's trigger is an event type of the bench, not of the shop's catalogue.
+    if let Some(catalog) = config.event_catalog.as_mut() {
+        catalog
+            .events
+            .insert("bench_timer_start".to_owned(), Vec::new());
+    }
     config.kafka.bootstrap_servers = args.bootstrap().to_owned();
     config.kafka.group_id = names.group.clone();
     config.kafka.transactional_id = Some(format!("{run_id}-0"));
@@ -421,20 +442,52 @@ fn run(args: &Args) -> Result<(), String> {
     kafka.create_topics(&[(names.events.clone(), args.partitions, false)]);
     let producer = event_producer(args.bootstrap())?;
     let mut generator = Events::new(args.customers, 0x5EED, &run_id);
+    let baseline_out = format!("{run_id}.baseline.out");
 
     let result = (|| -> Result<(), String> {
-        if args.phase(Phase::Throughput) {
+        let backlog = args.phase(Phase::Throughput) || args.phase(Phase::Baseline);
+        if backlog {
             produce_backlog(args, &names, &producer, &mut generator)?;
         }
+        let mut limit = None;
+        if args.phase(Phase::Baseline) {
+            kafka.create_topics(&[(baseline_out.clone(), args.partitions, false)]);
+            limit = Some(baseline::baseline(
+                args,
+                &config.kafka,
+                &names,
+                &baseline_out,
+                Duration::from_millis(commit_interval_ms),
+            )?);
+        }
+        let rss_before = memory::resident_bytes();
         let mut service = Service::start(&rt, config, metrics_port);
         let outcome = (|| -> Result<(), String> {
             if args.phase(Phase::Throughput) {
-                throughput(args, &names, &service)?;
+                let rates = throughput(args, &names, &service)?;
+                if let Some(limit) = limit {
+                    baseline::print_ratio(rates, limit);
+                }
             } else {
                 service.wait_ready(Duration::from_secs(120))?;
             }
+            if backlog {
+                // The customers gauge is refreshed every 5 s.
+                phases::settle(&service, Duration::from_secs(6));
+                memory::print_per_customer(rss_before, &service.metrics());
+            }
             if args.phase(Phase::Latency) {
-                latency(args, &names, &service, &producer, &mut generator)?;
+                for &rate in &args.latency_rates {
+                    latency(
+                        args,
+                        rate,
+                        commit_interval_ms,
+                        &names,
+                        &service,
+                        &producer,
+                        &mut generator,
+                    )?;
+                }
             }
             if args.phase(Phase::Timers) {
                 timers(args, &names, &service, &producer, &mut generator)?;
@@ -450,6 +503,7 @@ fn run(args: &Args) -> Result<(), String> {
         names.decisions.clone(),
         names.dead_letter.clone(),
         names.state.clone(),
+        baseline_out,
     ];
     topics.extend(names.channels.values().cloned());
     kafka.delete_topics(&topics);

@@ -96,7 +96,11 @@ pub(super) fn group_reader(bootstrap: &str, group: &str) -> Result<BaseConsumer,
     .map_err(|e| e.to_string())
 }
 
-pub(super) fn throughput(args: &Args, names: &Names, service: &Service) -> Result<(), String> {
+pub(super) fn throughput(
+    args: &Args,
+    names: &Names,
+    service: &Service,
+) -> Result<baseline::Rates, String> {
     let t0 = service.started;
     service.wait_ready(Duration::from_secs(120))?;
     let ready = t0.elapsed();
@@ -193,7 +197,10 @@ pub(super) fn throughput(args: &Args, names: &Names, service: &Service) -> Resul
             histogram_quantile(0.99, &buckets).unwrap_or(f64::NAN) * 1000.0
         );
     }
-    Ok(())
+    Ok(baseline::Rates {
+        from_start: end as f64 / total.as_secs_f64(),
+        from_ready: end as f64 / processing.as_secs_f64().max(1e-9),
+    })
 }
 
 /// Produces events at a steady rate for `--seconds` on this thread; returns the produce
@@ -203,14 +210,15 @@ pub(super) fn steady_load(
     names: &Names,
     producer: &Plain,
     generator: &mut Events,
+    rate: u64,
     timer_share: f64,
 ) -> Result<HashMap<u64, (Instant, i64)>, String> {
-    let total = args.rate * args.seconds;
+    let total = rate * args.seconds;
     let mut sent = HashMap::with_capacity(total as usize);
     let started = Instant::now();
     let mut n = 0u64;
     while n < total {
-        let due = (started.elapsed().as_secs_f64() * args.rate as f64) as u64;
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
         let due = due.min(total);
         if n >= due {
             thread::sleep(Duration::from_micros(500));
@@ -261,6 +269,8 @@ pub(super) fn seq_of(event_id: &str, run: &str) -> Option<u64> {
 
 pub(super) fn latency(
     args: &Args,
+    rate: u64,
+    commit_interval_ms: u64,
     names: &Names,
     service: &Service,
     producer: &Plain,
@@ -268,16 +278,16 @@ pub(super) fn latency(
 ) -> Result<(), String> {
     println!(
         "latency: {} events/s for {} s (same mix, customers already known from the backlog)",
-        args.rate, args.seconds
+        rate, args.seconds
     );
-    let reader = command_reader(args, names, "b")?;
+    let reader = command_reader(args, names, &format!("b{rate}"))?;
     let e2c = "journeyd_event_to_command_seconds";
     let commit = "journeyd_transaction_commit_seconds";
     let (e2c_before, commit_before) = (
         histogram(&service.metrics(), e2c),
         histogram(&service.metrics(), commit),
     );
-    let sent = steady_load(args, names, producer, generator, 0.0)?;
+    let sent = steady_load(args, names, producer, generator, rate, 0.0)?;
     settle(service, Duration::from_secs(5));
     let mut latencies = Vec::new();
     for s in reader.take_seen() {
@@ -298,10 +308,19 @@ pub(super) fn latency(
             latencies.push(s.at.saturating_duration_since(*at).as_secs_f64());
         }
     }
+    let mut sorted = latencies.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
     summary(
         "event produced -> command visible (read_committed)",
         latencies,
     );
+    if !sorted.is_empty() {
+        println!(
+            "  p99 {:.1} ms = {:.2} x the commit interval ({commit_interval_ms} ms; target at 10,000 events/s: <= 2)",
+            percentile(&sorted, 0.99) * 1000.0,
+            percentile(&sorted, 0.99) * 1000.0 / commit_interval_ms as f64
+        );
+    }
     print_since(service, e2c, &e2c_before);
     print_since(service, commit, &commit_before);
     Ok(())
@@ -332,7 +351,14 @@ pub(super) fn timers(
     let metric = "journeyd_timer_lateness_seconds";
     let lateness_before = histogram(&service.metrics(), metric);
     let reader = command_reader(args, names, "c")?;
-    let sent = steady_load(args, names, producer, generator, args.timer_share)?;
+    let sent = steady_load(
+        args,
+        names,
+        producer,
+        generator,
+        args.rate,
+        args.timer_share,
+    )?;
     // The last timers are due `timer_wait` after the last event; give them that plus margin.
     settle(service, Duration::from_secs(args.timer_wait + 5));
     let wait = Duration::from_secs(args.timer_wait);

@@ -70,16 +70,31 @@ pub struct Env<'a> {
     pub did: &'a dyn Fn(&str, Option<Duration>) -> bool,
 }
 
+/// Maps of at most this many entries are searched by comparing keys instead of hashing.
+const SCAN_MAX: usize = 8;
+
+/// `m.get(key)`. The maps of events are small (a handful of properties), and `serde_json`'s
+/// order-preserving map hashes with SipHash: comparing the few keys costs less than hashing
+/// one. Keys are unique in a map, so both find the same entry.
+#[inline]
+pub(crate) fn get<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if m.len() <= SCAN_MAX {
+        m.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        m.get(key)
+    }
+}
+
 fn walk<'a>(mut v: &'a Value, rest: &[String]) -> Option<&'a Value> {
     for s in rest {
-        v = v.as_object()?.get(s.as_str())?;
+        v = get(v.as_object()?, s)?;
     }
     Some(v)
 }
 
 fn from_map<'a>(m: &'a Map<String, Value>, segs: &[String]) -> Option<V<'a>> {
     let (first, rest) = segs.split_first()?;
-    V::of(walk(m.get(first.as_str())?, rest)?)
+    V::of(walk(get(m, first)?, rest)?)
 }
 
 /// Resolves a path to a present value.

@@ -8,7 +8,7 @@ use super::store::ActiveCounts;
 use super::timers::Timers;
 use super::Bound;
 use crate::catalog::{CompiledJourney, TypeInfo};
-use crate::condition::{self, Env, TriggerSrc};
+use crate::condition::{self, get, Env, TriggerSrc};
 use crate::hash;
 use crate::localtime::next_local;
 use crate::state::*;
@@ -293,7 +293,7 @@ impl Ctx<'_> {
         let mut trigger_props: Vec<(InlineStr, Value)> = j
             .trigger_keys
             .iter()
-            .filter_map(|k| ev.properties.get(k).map(|v| (k.as_str().into(), v.clone())))
+            .filter_map(|k| get(&ev.properties, k).map(|v| (k.as_str().into(), v.clone())))
             .collect();
         trigger_props.shrink_to_fit();
         let inst = Instance {
@@ -508,8 +508,8 @@ impl Ctx<'_> {
     }
 
     fn consent_updated(&mut self, cust: &mut Customer, ev: &Event) {
-        let channel = ev.properties.get("channel").and_then(Value::as_str);
-        let status = ev.properties.get("status").and_then(Value::as_str);
+        let channel = get(&ev.properties, "channel").and_then(Value::as_str);
+        let status = get(&ev.properties, "status").and_then(Value::as_str);
         let granted = match status {
             Some("granted") => true,
             Some("withdrawn") => false,
@@ -533,7 +533,7 @@ impl Ctx<'_> {
 /// the candidates are recomputed rather than stored.
 fn for_send_matches(for_send: Option<&str>, customer: &str, inst: &Instance, ev: &Event) -> bool {
     let Some(step) = for_send else { return true };
-    let Some(wanted) = ev.properties.get("command_id").and_then(Value::as_str) else {
+    let Some(wanted) = get(&ev.properties, "command_id").and_then(Value::as_str) else {
         return false;
     };
     if wanted.len() != 16 {

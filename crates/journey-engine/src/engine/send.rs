@@ -201,7 +201,7 @@ fn data_value(p: &journey_spec::Path, cust: &Customer, inst: &Instance) -> Optio
     let segs = &p.segments;
     let walk = |mut v: &Value, rest: &[String]| -> Option<Value> {
         for s in rest {
-            v = v.as_object()?.get(s.as_str())?;
+            v = crate::condition::get(v.as_object()?, s)?;
         }
         (!v.is_null()).then(|| v.clone())
     };
