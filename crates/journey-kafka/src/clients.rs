@@ -47,6 +47,32 @@ pub fn group_instance_id(kafka: &KafkaConfig) -> Option<String> {
     )
 }
 
+/// The id of stream thread `worker` derived from an instance-wide id (`transactional.id`,
+/// `group.instance.id`): worker 0 keeps it unchanged, so that going from one worker to several
+/// leaves the existing ids (and their fencing and group membership) in place; worker `i > 0`
+/// appends `-w<i>`. Both are stable across restarts as long as `workers` is not lowered, so a
+/// restarted worker fences its own previous incarnation and takes its static membership back.
+/// ACLs must cover the prefix (a `PREFIXED` transactional-id ACL on the instance's id;
+/// docs/operations.md, "Workers").
+pub fn worker_id(instance_id: &str, worker: usize) -> String {
+    if worker == 0 {
+        instance_id.to_owned()
+    } else {
+        format!("{instance_id}-w{worker}")
+    }
+}
+
+/// Stream thread `worker`'s `transactional.id` ([`transactional_id`] through [`worker_id`]).
+pub fn worker_transactional_id(kafka: &KafkaConfig, worker: usize) -> String {
+    worker_id(&transactional_id(kafka), worker)
+}
+
+/// Stream thread `worker`'s `group.instance.id` ([`group_instance_id`] through
+/// [`worker_id`]); `None` for a dynamic member.
+pub fn worker_group_instance_id(kafka: &KafkaConfig, worker: usize) -> Option<String> {
+    group_instance_id(kafka).map(|id| worker_id(&id, worker))
+}
+
 /// Partition assignment strategy. With one input topic, cooperative-sticky moves only the
 /// partitions that must move. With several input topics, partition `p` of every input topic
 /// must land on the same instance (they share the changelog partition `p` and the customers);
@@ -59,13 +85,14 @@ pub fn assignment_strategy(kafka: &KafkaConfig) -> &'static str {
     }
 }
 
-/// Properties of the group consumer.
+/// Properties of stream thread `worker`'s group consumer (every worker is a member of the
+/// same group, with a `group.instance.id` of its own).
 ///
 /// `group.instance.id` is owned by `kafka.static_membership`/`kafka.group_instance_id`: a value
 /// written in `kafka.client` is overridden (or, with static membership off, dropped) with a
 /// warning, like the other forced properties.
-pub fn consumer_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
-    let instance = group_instance_id(kafka);
+pub fn consumer_properties(kafka: &KafkaConfig, worker: usize) -> Vec<(String, String)> {
+    let instance = worker_group_instance_id(kafka, worker);
     let mut forced = vec![
         ("bootstrap.servers", kafka.bootstrap_servers.as_str()),
         ("group.id", kafka.group_id.as_str()),
@@ -496,7 +523,7 @@ mod tests {
         k.client
             .insert("security.protocol".into(), "SASL_SSL".into());
         k.client.insert("auto.offset.reset".into(), "latest".into());
-        let p = consumer_properties(&k);
+        let p = consumer_properties(&k, 0);
         assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
         assert_eq!(get(&p, "enable.auto.commit"), Some("false"));
         assert_eq!(get(&p, "security.protocol"), Some("SASL_SSL"));
@@ -517,7 +544,7 @@ mod tests {
         let mut k = kafka();
         k.input_topics.push("app_events".into());
         assert_eq!(
-            get(&consumer_properties(&k), "partition.assignment.strategy"),
+            get(&consumer_properties(&k, 0), "partition.assignment.strategy"),
             Some("range")
         );
     }
@@ -537,12 +564,12 @@ mod tests {
     fn static_membership_defaults_to_the_transactional_id() {
         let mut k = kafka();
         k.transactional_id = Some("journeyd-1".into());
-        let p = consumer_properties(&k);
+        let p = consumer_properties(&k, 0);
         assert_eq!(get(&p, "group.instance.id"), Some("journeyd-1"));
         k.group_instance_id = Some("member-1".into());
         // A value written among the client properties is overridden, once.
         k.client.insert("group.instance.id".into(), "other".into());
-        let p = consumer_properties(&k);
+        let p = consumer_properties(&k, 0);
         assert_eq!(get(&p, "group.instance.id"), Some("member-1"));
         assert_eq!(
             p.iter().filter(|(k, _)| k == "group.instance.id").count(),
@@ -552,13 +579,37 @@ mod tests {
         k.static_membership = false;
         k.group_instance_id = None;
         assert_eq!(group_instance_id(&k), None);
-        assert_eq!(get(&consumer_properties(&k), "group.instance.id"), None);
+        assert_eq!(get(&consumer_properties(&k, 0), "group.instance.id"), None);
         // The producer and the admin client never carry it.
         assert_eq!(
             get(&producer_properties(&k, "t"), "group.instance.id"),
             None
         );
         assert_eq!(get(&admin_properties(&k), "group.instance.id"), None);
+    }
+
+    #[test]
+    fn worker_zero_keeps_the_instance_ids_and_the_others_append_their_index() {
+        let mut k = kafka();
+        k.transactional_id = Some("journeyd-1".into());
+        assert_eq!(worker_transactional_id(&k, 0), "journeyd-1");
+        assert_eq!(worker_transactional_id(&k, 3), "journeyd-1-w3");
+        assert_eq!(
+            get(&consumer_properties(&k, 0), "group.instance.id"),
+            Some("journeyd-1")
+        );
+        assert_eq!(
+            get(&consumer_properties(&k, 2), "group.instance.id"),
+            Some("journeyd-1-w2")
+        );
+        k.group_instance_id = Some("member-1".into());
+        assert_eq!(
+            worker_group_instance_id(&k, 1).as_deref(),
+            Some("member-1-w1")
+        );
+        k.static_membership = false;
+        assert_eq!(worker_group_instance_id(&k, 1), None);
+        assert_eq!(get(&consumer_properties(&k, 1), "group.instance.id"), None);
     }
 
     #[test]
@@ -725,7 +776,7 @@ mod tests {
             k.client.insert(name.into(), value.into());
         }
         tracing::subscriber::with_default(subscriber, || {
-            consumer_properties(&k);
+            consumer_properties(&k, 0);
             producer_properties(&k, "journeyd-0");
             restore_properties(&k);
             admin_properties(&k);

@@ -9,11 +9,12 @@
 //! `poll`, so the mutexes are never contended; the stream thread never holds them across `poll`.
 //!
 //! On assignment the callback pauses the new partitions (they are restored before they
-//! process, see [`crate::task_manager`]) and marks them not restored in [`Health`] in the same
+//! process, see [`crate::task_manager`]) and marks them not restored in its worker's
+//! [`WorkerHealth`] in the same
 //! step that marks the group joined, so `/readyz` can never answer 200 between the assignment
 //! and the start of the restore.
 
-use crate::http::Health;
+use crate::health::WorkerHealth;
 use crate::metrics::Metrics;
 use crate::offsets::TopicPartition;
 use crate::txn::{lock, AbortReason, Txn, TxnFailure};
@@ -53,13 +54,18 @@ pub struct RuntimeContext {
     failure: Mutex<Option<TxnFailure>>,
     owned: Mutex<BTreeSet<TopicPartition>>,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: WorkerHealth,
 }
 
 impl RuntimeContext {
     /// A context around the session's transaction; `export` reads the engines' state (see
     /// [`Txn::commit`]).
-    pub fn new(txn: Txn, metrics: Arc<Metrics>, health: Arc<Health>, export: SharedExport) -> Self {
+    pub fn new(
+        txn: Txn,
+        metrics: Arc<Metrics>,
+        health: WorkerHealth,
+        export: SharedExport,
+    ) -> Self {
         RuntimeContext {
             txn: Mutex::new(txn),
             export,
@@ -236,10 +242,11 @@ impl ConsumerContext for RuntimeContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::Health;
     use crate::offsets::OffsetBook;
     use rdkafka::ClientConfig;
 
-    fn context(health: Arc<Health>) -> RuntimeContext {
+    fn context(health: WorkerHealth) -> RuntimeContext {
         // A producer that never connects: nothing here talks to a broker.
         let producer = ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
@@ -256,7 +263,7 @@ mod tests {
     fn the_assignment_callback_holds_readiness_until_restored() {
         let health = Health::new();
         health.set_running(true);
-        let ctx = context(Arc::clone(&health));
+        let ctx = context(health.worker(0));
         assert_eq!(
             health.readiness(),
             Err("joining consumer group".to_string())
@@ -274,14 +281,14 @@ mod tests {
                 ("events".into(), 1)
             ])]
         );
-        health.partition_ready(0);
+        health.worker(0).partition_ready(0);
         assert!(!health.is_ready());
-        health.partition_ready(1);
+        health.worker(0).partition_ready(1);
         assert!(health.is_ready());
         // An empty assignment joins the group and is ready at once.
         let health = Health::new();
         health.set_running(true);
-        context(Arc::clone(&health)).assigned(Vec::new());
+        context(health.worker(0)).assigned(Vec::new());
         assert!(health.is_ready());
     }
 }

@@ -3,10 +3,19 @@
 //! the transaction, lets the task manager restore and checkpoint between two polls, and applies
 //! the recovery policy after a failed transaction.
 //!
-//! One thread owns every engine: a partition's customers are only ever touched from this
-//! thread, which is what makes the per-partition state a plain map. Requests from other
-//! threads (hot reload, inspection) arrive on a channel and are served between two records, so
-//! a catalog swap is atomic with respect to record processing.
+//! An instance runs `workers` stream threads (Kafka Streams' `num.stream.threads`), each with
+//! its own group consumer (a member of the same group, so the group's assignor spreads the
+//! partitions over them), transactional producer, restore consumer and task manager: a
+//! partition belongs to exactly one of them at a time and moves between two of them exactly as
+//! between two instances (revocation commit and checkpoint, then restore). A thread owns its
+//! partitions' engines: their customers are only ever touched from that thread, which is what
+//! makes the per-partition state a plain map. Worker 0 uses the instance's `transactional.id`
+//! and `group.instance.id`, worker `i` appends `-w<i>` ([`crate::clients::worker_id`]).
+//!
+//! Requests from other threads (hot reload, inspection) arrive on each worker's own channel and
+//! are served between two records, so a catalog swap is atomic with respect to record
+//! processing; a reload is acknowledged once applied (also between two sessions, where it is
+//! kept for the next one).
 //!
 //! Order of work in one turn of the loop, and why:
 //! 1. serve control requests (reload, inspect);
@@ -26,10 +35,11 @@
 
 use crate::checkpoint::CheckpointStore;
 use crate::clients::{
-    client_config, consumer_properties, group_instance_id, restore_properties, transactional_id,
+    client_config, consumer_properties, restore_properties, worker_group_instance_id,
+    worker_transactional_id,
 };
 use crate::context::{RebalanceEvent, RuntimeContext};
-use crate::http::Health;
+use crate::health::WorkerHealth;
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetBook, TopicPartition};
 use crate::records::{dead_letter_record, Source};
@@ -63,9 +73,9 @@ const STATE_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A request served by the stream thread between two records.
 pub enum Control {
-    /// Swap every partition's journey set.
-    Reload(Arc<Catalog>),
-    /// Look up one customer in whichever partition holds it.
+    /// Swap every partition's journey set; the sender is told once it is applied.
+    Reload(Arc<Catalog>, tokio::sync::oneshot::Sender<()>),
+    /// Look up one customer in whichever of this worker's partitions holds it.
     Inspect(
         String,
         tokio::sync::oneshot::Sender<Option<serde_json::Value>>,
@@ -74,9 +84,11 @@ pub enum Control {
 
 /// What the stream thread needs.
 pub struct StreamThreadSetup {
+    /// This stream thread's index, 0 to `workers - 1`: its ids and its part of readiness.
+    pub worker: usize,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
+    pub health: WorkerHealth,
     pub catalog: Arc<Catalog>,
     pub store: CheckpointStore,
     pub control: Receiver<Control>,
@@ -96,6 +108,7 @@ const SESSION_STABLE: Duration = Duration::from_secs(60);
 /// backoff, readiness reporting why meanwhile; only errors that a new session cannot fix, or
 /// [`MAX_SESSION_FAILURES`] failed sessions in a row, end the service.
 pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
+    let _span = tracing::info_span!("worker", worker = setup.worker).entered();
     let mut backoff = Duration::from_millis(500);
     let mut failures = 0u32;
     loop {
@@ -130,9 +143,27 @@ pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
                 tracing::error!(error = %e, failures, retry_in_ms = backoff.as_millis() as u64, "kafka session failed; starting a new one");
                 let deadline = Instant::now() + backoff;
                 while Instant::now() < deadline && !setup.cancel.is_cancelled() {
+                    serve_between_sessions(&mut setup);
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Control requests while no session runs: a reload is kept for the next session (and
+/// acknowledged: it is applied from this worker's next record on), an inspection finds nothing
+/// here (this worker holds no partition now).
+fn serve_between_sessions(setup: &mut StreamThreadSetup) {
+    while let Ok(request) = setup.control.try_recv() {
+        match request {
+            Control::Reload(catalog, applied) => {
+                setup.catalog = catalog;
+                let _ = applied.send(());
+            }
+            Control::Inspect(_, reply) => {
+                let _ = reply.send(None);
             }
         }
     }
@@ -157,7 +188,8 @@ struct Session<'s> {
 impl<'s> Session<'s> {
     fn start(setup: &'s mut StreamThreadSetup) -> Result<Self, RuntimeError> {
         let config = Arc::clone(&setup.config);
-        let transactional_id = transactional_id(&config.kafka);
+        let worker = setup.worker;
+        let transactional_id = worker_transactional_id(&config.kafka, worker);
         let restorer = Restorer::new(
             &restore_properties(&config.kafka),
             &config.kafka.state_topic,
@@ -167,7 +199,7 @@ impl<'s> Session<'s> {
             store: setup.store.clone(),
             catalog: Arc::clone(&setup.catalog),
             metrics: Arc::clone(&setup.metrics),
-            health: Arc::clone(&setup.health),
+            health: setup.health.clone(),
             cancel: setup.cancel.clone(),
         });
         let producer = create_producer(
@@ -180,11 +212,12 @@ impl<'s> Session<'s> {
         let context = RuntimeContext::new(
             txn,
             Arc::clone(&setup.metrics),
-            Arc::clone(&setup.health),
+            setup.health.clone(),
             tasks.exporter(),
         );
         let consumer: BaseConsumer<RuntimeContext> =
-            client_config(&consumer_properties(&config.kafka)).create_with_context(context)?;
+            client_config(&consumer_properties(&config.kafka, worker))
+                .create_with_context(context)?;
         let topics: Vec<&str> = config
             .kafka
             .input_topics
@@ -195,7 +228,7 @@ impl<'s> Session<'s> {
         tracing::info!(
             group = %config.kafka.group_id,
             transactional_id = %transactional_id,
-            group_instance_id = group_instance_id(&config.kafka).as_deref().unwrap_or("(dynamic member)"),
+            group_instance_id = worker_group_instance_id(&config.kafka, worker).as_deref().unwrap_or("(dynamic member)"),
             topics = ?topics,
             "joining consumer group"
         );
@@ -292,9 +325,10 @@ impl<'s> Session<'s> {
     fn serve_control(&mut self) {
         loop {
             match self.setup.control.try_recv() {
-                Ok(Control::Reload(catalog)) => {
+                Ok(Control::Reload(catalog, applied)) => {
                     let n = self.tasks.set_catalog(Arc::clone(&catalog));
                     self.setup.catalog = catalog;
+                    let _ = applied.send(());
                     tracing::info!(partitions = n, "journey set swapped");
                 }
                 Ok(Control::Inspect(customer, reply)) => {
@@ -671,7 +705,7 @@ impl<'s> Session<'s> {
         if clean && !ctx.has_failure() {
             self.tasks.checkpoint_all();
         }
-        let static_member = group_instance_id(&self.setup.config.kafka).is_some();
+        let static_member = self.setup.config.kafka.static_membership;
         if !static_member {
             // The partitions move to the other instances at once.
             tracing::info!("leaving the consumer group");
@@ -759,13 +793,13 @@ fn suspend_timers_after_failure(task: &mut PartitionTask, reason: &str) {
 }
 
 /// Points the transaction's retry reports at readiness.
-fn stall_watch(health: &Arc<Health>) -> StallWatch {
-    let health = Arc::clone(health);
+fn stall_watch(health: &WorkerHealth) -> StallWatch {
+    let health = health.clone();
     Arc::new(move |why| health.set_transaction_stalled(why))
 }
 
 /// Points the producer's broker reports at readiness.
-fn broker_watch(health: &Arc<Health>) -> BrokerWatch {
-    let health = Arc::clone(health);
+fn broker_watch(health: &WorkerHealth) -> BrokerWatch {
+    let health = health.clone();
     Arc::new(move |reachable| health.set_broker_reachable(reachable))
 }

@@ -28,7 +28,7 @@ use crate::checkpoint::{
     CheckpointStore, CheckpointWriter, Fallback, CHECKPOINT_INTERVAL, MAX_CHECKPOINT_AGE,
 };
 use crate::context::SharedExport;
-use crate::http::Health;
+use crate::health::WorkerHealth;
 use crate::metrics::Metrics;
 use crate::offsets::TopicPartition;
 use crate::restore::{apply_record, RestoreError, Restorer};
@@ -63,7 +63,7 @@ pub struct TaskManagerSetup {
     pub store: CheckpointStore,
     pub catalog: Arc<Catalog>,
     pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
+    pub health: WorkerHealth,
     pub cancel: CancellationToken,
 }
 
@@ -91,7 +91,7 @@ pub struct TaskManager {
     store: CheckpointStore,
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: WorkerHealth,
     cancel: CancellationToken,
 }
 
