@@ -582,7 +582,6 @@ impl<'s> Session<'s> {
     }
 }
 
-
 /// Points the transaction's retry reports at readiness.
 fn stall_watch(health: &WorkerHealth) -> StallWatch {
     let health = health.clone();

@@ -122,4 +122,3 @@ pub fn classify(err: &KafkaError) -> ErrorClass {
         _ => ErrorClass::Abort,
     }
 }
-
