@@ -15,7 +15,7 @@
 //! and the start of the restore.
 
 use crate::health::WorkerHealth;
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::TopicPartition;
 use crate::txn::{lock, AbortReason, Txn, TxnFailure};
 use rdkafka::client::ClientContext;
@@ -25,7 +25,7 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 /// Reads a customer's current state for the changelog: `Ok(Some(bytes))` a value, `Ok(None)` a
 /// tombstone (no state). An error means the state cannot be read now (the transaction is then
@@ -53,7 +53,7 @@ pub struct RuntimeContext {
     events: Mutex<Vec<RebalanceEvent>>,
     failure: Mutex<Option<TxnFailure>>,
     owned: Mutex<BTreeSet<TopicPartition>>,
-    metrics: Arc<Metrics>,
+    metrics: WorkerMetrics,
     health: WorkerHealth,
 }
 
@@ -62,7 +62,7 @@ impl RuntimeContext {
     /// [`Txn::commit`]).
     pub fn new(
         txn: Txn,
-        metrics: Arc<Metrics>,
+        metrics: WorkerMetrics,
         health: WorkerHealth,
         export: SharedExport,
     ) -> Self {
@@ -243,8 +243,10 @@ impl ConsumerContext for RuntimeContext {
 mod tests {
     use super::*;
     use crate::health::Health;
+    use crate::metrics::Metrics;
     use crate::offsets::OffsetBook;
     use rdkafka::ClientConfig;
+    use std::sync::Arc;
 
     fn context(health: WorkerHealth) -> RuntimeContext {
         // A producer that never connects: nothing here talks to a broker.
@@ -254,7 +256,12 @@ mod tests {
             .create_with_context(crate::txn::TxnProducerContext::new(Arc::new(|_| {})))
             .unwrap();
         let txn = Txn::new(producer, OffsetBook::new(), "state");
-        RuntimeContext::new(txn, Metrics::new(), health, Box::new(|_, _| Ok(None)))
+        RuntimeContext::new(
+            txn,
+            Metrics::new().worker(0),
+            health,
+            Box::new(|_, _| Ok(None)),
+        )
     }
 
     /// The race of issue "readyz 200 between assignment and restore": the assignment callback

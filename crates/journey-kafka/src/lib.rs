@@ -225,7 +225,7 @@ pub async fn run_service(
             StreamThreadSetup {
                 worker,
                 config: Arc::clone(&config),
-                metrics: Arc::clone(&metrics),
+                metrics: metrics.worker(worker),
                 health: health.worker(worker),
                 catalog: Arc::clone(&catalog),
                 store: store.clone(),

@@ -673,7 +673,9 @@ async fn a_fenced_static_member_rebuilds_its_session_and_goes_on() {
             .iter()
             .filter(|f| f.name() == "journeyd_kafka_sessions_restarted_total")
             .flat_map(|f| f.get_metric().iter())
-            .flat_map(|m| m.get_label().iter().map(|l| l.value().to_owned()))
+            .flat_map(|m| m.get_label().iter())
+            .filter(|l| l.name() == "reason")
+            .map(|l| l.value().to_owned())
             .collect::<Vec<_>>(),
         ["consumer_fatal"]
     );

@@ -42,7 +42,7 @@ use crate::clients::{
 };
 use crate::context::{RebalanceEvent, RuntimeContext};
 use crate::health::WorkerHealth;
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::{OffsetBook, TopicPartition};
 use crate::recovery::decide;
 use crate::restore::{RestoreError, Restorer};
@@ -86,7 +86,7 @@ pub struct StreamThreadSetup {
     /// This stream thread's index, 0 to `workers - 1`: its ids and its part of readiness.
     pub worker: usize,
     pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: WorkerMetrics,
     pub health: WorkerHealth,
     pub catalog: Arc<Catalog>,
     pub store: CheckpointStore,
@@ -197,7 +197,7 @@ impl<'s> Session<'s> {
             restorer,
             store: setup.store.clone(),
             catalog: Arc::clone(&setup.catalog),
-            metrics: Arc::clone(&setup.metrics),
+            metrics: setup.metrics.clone(),
             health: setup.health.clone(),
             cancel: setup.cancel.clone(),
         });
@@ -210,7 +210,7 @@ impl<'s> Session<'s> {
             .with_stall_watch(stall_watch(&setup.health));
         let context = RuntimeContext::new(
             txn,
-            Arc::clone(&setup.metrics),
+            setup.metrics.clone(),
             setup.health.clone(),
             tasks.exporter(),
         );
@@ -422,7 +422,7 @@ impl<'s> Session<'s> {
         let recovery = decide(&failure, self.aborts_since_commit);
         if let Some(reason) = recovery.rebuild {
             self.aborts_since_commit = 0;
-            self.setup.metrics.producer_recreated(reason.label());
+            self.setup.metrics.producer_recreated(reason);
             let producer = create_producer(
                 &self.setup.config.kafka,
                 &self.transactional_id,

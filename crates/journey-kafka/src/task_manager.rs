@@ -31,7 +31,7 @@ mod checkpoints;
 use crate::checkpoint::{CheckpointStore, Fallback, CHECKPOINT_INTERVAL, MAX_CHECKPOINT_AGE};
 use crate::context::SharedExport;
 use crate::health::WorkerHealth;
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::TopicPartition;
 use crate::restore::{apply_record, RestoreError, Restorer};
 use crate::task::{panic_message, PartitionTask, Phase, Restore, TaskState};
@@ -63,7 +63,7 @@ pub struct TaskManagerSetup {
     pub restorer: Restorer,
     pub store: CheckpointStore,
     pub catalog: Arc<Catalog>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: WorkerMetrics,
     pub health: WorkerHealth,
     pub cancel: CancellationToken,
 }
@@ -81,7 +81,7 @@ pub struct TaskManager {
     restorer: Restorer,
     store: CheckpointStore,
     catalog: Arc<Catalog>,
-    metrics: Arc<Metrics>,
+    metrics: WorkerMetrics,
     health: WorkerHealth,
     cancel: CancellationToken,
 }

@@ -20,7 +20,7 @@ pub use producer::{
     create_producer, BrokerWatch, ProducerError, StallWatch, TxnProducer, TxnProducerContext,
 };
 
-use crate::metrics::Metrics;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::OffsetBook;
 use crate::records::{changelog_record, DeadLetter, OutRecord};
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -315,7 +315,7 @@ impl Txn {
     pub fn commit(
         &mut self,
         group: Option<&ConsumerGroupMetadata>,
-        metrics: &Metrics,
+        metrics: &WorkerMetrics,
         export: &mut ExportFn<'_>,
     ) -> Result<bool, TxnFailure> {
         if !self.open {
@@ -330,7 +330,7 @@ impl Txn {
                 return Err(self.abort(reason, &detail, metrics))
             }
             Err(fatal) => {
-                metrics.transaction_aborted("fatal");
+                metrics.transaction_fatal();
                 self.book.abort();
                 self.reset();
                 return Err(fatal);
@@ -404,7 +404,7 @@ impl Txn {
     fn retrying(
         &mut self,
         what: AbortReason,
-        metrics: &Metrics,
+        metrics: &WorkerMetrics,
         mut call: impl FnMut(&TxnProducer) -> Result<(), KafkaError>,
     ) -> Result<(), TxnFailure> {
         let mut attempt = 0;
@@ -419,7 +419,7 @@ impl Txn {
                         std::thread::sleep(Duration::from_millis(100 << attempt));
                     }
                     ErrorClass::Fatal(kind) => {
-                        metrics.transaction_aborted("fatal");
+                        metrics.transaction_fatal();
                         self.book.abort();
                         self.reset();
                         return Err(TxnFailure::fatal(kind, format!("{}: {e}", what.label())));
@@ -435,8 +435,13 @@ impl Txn {
     }
 
     /// Aborts the open transaction (its outputs are discarded by read_committed readers).
-    pub fn abort(&mut self, reason: AbortReason, detail: &str, metrics: &Metrics) -> TxnFailure {
-        metrics.transaction_aborted(reason.label());
+    pub fn abort(
+        &mut self,
+        reason: AbortReason,
+        detail: &str,
+        metrics: &WorkerMetrics,
+    ) -> TxnFailure {
+        metrics.transaction_aborted(reason);
         self.book.abort();
         let mut attempt = 0;
         let result = loop {

@@ -4,7 +4,7 @@
 //! consumer context and handled by the session's recovery (see the parent module).
 
 use super::{Session, MAX_RECORDS_PER_TRANSACTION};
-use crate::metrics::Metrics;
+use crate::metrics::{EventOutcome, Metrics, WorkerMetrics};
 use crate::records::{dead_letter_record, Source};
 use crate::task::{decode_event, Input, PartitionTask, TaskState};
 use crate::txn::{lock, AbortReason, Txn, TxnFailure};
@@ -71,7 +71,9 @@ impl Session<'_> {
                     &reason,
                 );
                 self.setup.metrics.dead_lettered(&kind);
-                self.setup.metrics.event_consumed(topic, "dead_letter");
+                self.setup
+                    .metrics
+                    .event_consumed(topic, EventOutcome::DeadLetter);
                 tracing::debug!(partition = p, offset, reason, "dead-lettered input record");
                 let mut txn = ctx.txn();
                 txn.record_processed()
@@ -105,7 +107,7 @@ impl Session<'_> {
                     .any(|d| d.kind == DecisionKind::DuplicateEvent);
                 self.setup
                     .metrics
-                    .event_consumed(topic, if duplicate { "duplicate" } else { "processed" });
+                    .event_consumed(topic, EventOutcome::applied(duplicate));
                 let mut txn = ctx.txn();
                 for _ in &self.effects.commands {
                     txn.command_from(msg.timestamp().to_millis());
@@ -204,7 +206,7 @@ fn emit(
 }
 
 /// A produce failure leaves the transaction unusable: abort it now (a fatal one is kept as is).
-fn abort_on(txn: &mut Txn, failure: TxnFailure, metrics: &Metrics) -> TxnFailure {
+fn abort_on(txn: &mut Txn, failure: TxnFailure, metrics: &WorkerMetrics) -> TxnFailure {
     match failure {
         TxnFailure::Aborted { reason, detail } => txn.abort(reason, &detail, metrics),
         fatal => fatal,
