@@ -104,6 +104,18 @@ fn run_matches_simulate_and_metrics_count_it() {
     let mut all: Vec<i32> = owned.concat();
     all.sort_unstable();
     assert_eq!(all, [0, 1, 2], "partitions per worker: {owned:?}");
+    let text = jd.metrics().expect("GET /metrics");
+    for (worker, partitions) in owned.iter().enumerate() {
+        assert_eq!(
+            metric_sum(
+                &text,
+                "journeyd_partitions_assigned",
+                &[("worker", &worker.to_string())]
+            ),
+            partitions.len() as f64,
+            "journeyd_partitions_assigned of worker {worker}"
+        );
+    }
     s.produce_events(&events);
 
     let got = read_commands(&s, want_commands.len(), Duration::from_secs(90));
