@@ -179,22 +179,31 @@ impl WorkerControls {
         }
     }
 
-    /// Asks every worker for `customer_id`; the answer of the one that holds it.
+    /// Asks every worker for `customer_id`; the answer of the one that holds it, as soon as it
+    /// answers (a slow worker does not hold back another's answer).
     pub async fn inspect(&self, customer_id: String) -> Option<serde_json::Value> {
-        let mut answers = Vec::with_capacity(self.senders.len());
+        let (found, mut answers) = tokio::sync::mpsc::unbounded_channel();
+        let mut asked = 0;
         for sender in self.senders.iter() {
             let (reply, answer) = tokio::sync::oneshot::channel();
             if sender
                 .send(Control::Inspect(customer_id.clone(), reply))
                 .is_ok()
             {
-                answers.push(answer);
+                asked += 1;
+                let found = found.clone();
+                tokio::spawn(async move {
+                    let _ = found.send(answer.await.ok().flatten());
+                });
             }
         }
+        drop(found);
         let first_found = async {
-            for answer in answers {
-                if let Ok(Some(view)) = answer.await {
-                    return Some(view);
+            for _ in 0..asked {
+                match answers.recv().await {
+                    Some(Some(view)) => return Some(view),
+                    Some(None) => {}
+                    None => break,
                 }
             }
             None
@@ -203,5 +212,92 @@ impl WorkerControls {
             .await
             .ok()
             .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journey_spec::Config;
+
+    fn catalog() -> Arc<Catalog> {
+        Arc::new(Catalog::new(&Config::example(), Vec::new()))
+    }
+
+    fn controls(n: usize) -> (WorkerControls, Vec<mpsc::Receiver<Control>>) {
+        let (senders, receivers) = (0..n).map(|_| mpsc::channel()).unzip();
+        (
+            WorkerControls {
+                senders: Arc::new(senders),
+            },
+            receivers,
+        )
+    }
+
+    /// Serves one request like a stream thread: acknowledges a reload, answers an inspection
+    /// with `answer`.
+    fn serve_one(control: mpsc::Receiver<Control>, answer: Option<serde_json::Value>) {
+        std::thread::spawn(move || match control.recv() {
+            Ok(Control::Reload(_, applied)) => {
+                let _ = applied.send(());
+            }
+            Ok(Control::Inspect(_, reply)) => {
+                let _ = reply.send(answer);
+            }
+            Err(_) => {}
+        });
+    }
+
+    #[tokio::test]
+    async fn a_reload_is_done_once_every_worker_applied_it() {
+        let (controls, receivers) = controls(3);
+        for r in receivers {
+            serve_one(r, None);
+        }
+        controls.reload(catalog()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reload_a_stopped_worker_cannot_apply_is_reported_incomplete() {
+        let (controls, mut receivers) = controls(2);
+        drop(receivers.pop());
+        serve_one(receivers.pop().unwrap(), None);
+        let err = controls.reload(catalog()).await.unwrap_err();
+        assert_eq!((err.applied, err.workers), (1, 2));
+        assert_eq!(
+            err.to_string(),
+            "journeys applied by 1 of 2 workers (a worker has stopped)"
+        );
+    }
+
+    #[tokio::test]
+    async fn inspection_answers_with_the_worker_that_holds_the_customer_without_waiting_for_the_others(
+    ) {
+        let (controls, mut receivers) = controls(2);
+        serve_one(
+            receivers.pop().unwrap(),
+            Some(serde_json::json!({"id": "c-1"})),
+        );
+        // Worker 0 answers only after the inspection returned: a wait for it would end in the
+        // timeout, without an answer.
+        let slow = receivers.pop().unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let held = std::thread::spawn(move || {
+            let request = slow.recv().unwrap();
+            released.recv().unwrap();
+            if let Control::Inspect(_, reply) = request {
+                let _ = reply.send(None);
+            }
+        });
+        let found = controls.inspect("c-1".into()).await;
+        release.send(()).unwrap();
+        held.join().unwrap();
+        assert_eq!(found, Some(serde_json::json!({"id": "c-1"})));
+        // Nobody holds it: no answer.
+        let (nobody, receivers) = controls(2);
+        for r in receivers {
+            serve_one(r, None);
+        }
+        assert_eq!(nobody.inspect("c-2".into()).await, None);
     }
 }
