@@ -224,7 +224,7 @@ mod tests {
         Arc::new(Catalog::new(&Config::example(), Vec::new()))
     }
 
-    fn controls(n: usize) -> (WorkerControls, Vec<mpsc::Receiver<Control>>) {
+    fn channels(n: usize) -> (WorkerControls, Vec<mpsc::Receiver<Control>>) {
         let (senders, receivers) = (0..n).map(|_| mpsc::channel()).unzip();
         (
             WorkerControls {
@@ -250,7 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reload_is_done_once_every_worker_applied_it() {
-        let (controls, receivers) = controls(3);
+        let (controls, receivers) = channels(3);
         for r in receivers {
             serve_one(r, None);
         }
@@ -259,7 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reload_a_stopped_worker_cannot_apply_is_reported_incomplete() {
-        let (controls, mut receivers) = controls(2);
+        let (controls, mut receivers) = channels(2);
         drop(receivers.pop());
         serve_one(receivers.pop().unwrap(), None);
         let err = controls.reload(catalog()).await.unwrap_err();
@@ -273,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn inspection_answers_with_the_worker_that_holds_the_customer_without_waiting_for_the_others(
     ) {
-        let (controls, mut receivers) = controls(2);
+        let (controls, mut receivers) = channels(2);
         serve_one(
             receivers.pop().unwrap(),
             Some(serde_json::json!({"id": "c-1"})),
@@ -294,7 +294,7 @@ mod tests {
         held.join().unwrap();
         assert_eq!(found, Some(serde_json::json!({"id": "c-1"})));
         // Nobody holds it: no answer.
-        let (nobody, receivers) = controls(2);
+        let (nobody, receivers) = channels(2);
         for r in receivers {
             serve_one(r, None);
         }
