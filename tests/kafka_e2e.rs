@@ -35,6 +35,37 @@ fn count_by<'a>(values: impl Iterator<Item = &'a Value>, field: &str) -> BTreeMa
 
 const READY: Duration = Duration::from_secs(90);
 
+/// Each worker's partitions as `/readyz` lists them once ready (`worker <i>: partitions
+/// [..]` lines), waiting until every one of the `workers` owns at least one: a worker that
+/// joined last may get its share in a second, cooperative rebalance round.
+fn partitions_per_worker(jd: &Journeyd, workers: usize, timeout: Duration) -> Vec<Vec<i32>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let readyz = jd.get("/readyz");
+        if let Some((200, body)) = &readyz {
+            let owned: Vec<Vec<i32>> = body
+                .lines()
+                .filter_map(|line| line.split_once(": partitions ["))
+                .map(|(_, list)| {
+                    list.trim_end_matches(']')
+                        .split(", ")
+                        .filter(|p| !p.is_empty())
+                        .map(|p| p.parse().expect("a partition number"))
+                        .collect()
+                })
+                .collect();
+            if owned.len() == workers && owned.iter().all(|ps: &Vec<i32>| !ps.is_empty()) {
+                return owned;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partitions were not spread over the {workers} workers within {timeout:?} (last /readyz {readyz:?})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// (a) + (g): the commands and decisions of `journeyd run` equal `journeyd simulate`'s over the
 /// same events, and the metrics count what happened.
 #[test]
@@ -67,6 +98,24 @@ fn run_matches_simulate_and_metrics_count_it() {
 
     let mut jd = s.spawn_run(&config, "run", port);
     jd.wait_ready(READY);
+    // The two workers of the instance (tests/fixtures/kafka/journeyd.yaml.in) share the three
+    // partitions: each owns some, none is owned twice.
+    let owned = partitions_per_worker(&jd, 2, READY);
+    let mut all: Vec<i32> = owned.concat();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2], "partitions per worker: {owned:?}");
+    let text = jd.metrics().expect("GET /metrics");
+    for (worker, partitions) in owned.iter().enumerate() {
+        assert_eq!(
+            metric_sum(
+                &text,
+                "journeyd_partitions_assigned",
+                &[("worker", &worker.to_string())]
+            ),
+            partitions.len() as f64,
+            "journeyd_partitions_assigned of worker {worker}"
+        );
+    }
     s.produce_events(&events);
 
     let got = read_commands(&s, want_commands.len(), Duration::from_secs(90));

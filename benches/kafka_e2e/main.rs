@@ -91,6 +91,10 @@ struct Args {
     /// kafka.commit_interval_ms of the service (default: the configuration's default).
     #[arg(long, value_name = "N")]
     commit_interval_ms: Option<u64>,
+    /// Stream threads of the service (`workers`; default: the configuration's default, one per
+    /// core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// librdkafka property for the service's clients (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_client)]
     client: Vec<(String, String)>,
@@ -428,6 +432,9 @@ fn run(args: &Args) -> Result<(), String> {
     if let Some(ms) = args.commit_interval_ms {
         config.kafka.commit_interval_ms = ms;
     }
+    if let Some(n) = args.workers {
+        config.workers = Some(usize::from(n));
+    }
     for (k, v) in &args.client {
         config.kafka.client.insert(k.clone(), v.clone());
     }
@@ -437,7 +444,7 @@ fn run(args: &Args) -> Result<(), String> {
     config.metrics.listen = format!("127.0.0.1:{metrics_port}");
     let commit_interval_ms = config.kafka.commit_interval_ms;
 
-    print_header(args, &run_id, commit_interval_ms);
+    print_header(args, &run_id, commit_interval_ms, config.workers());
     let kafka = Kafka::connect(args.bootstrap());
     kafka.create_topics(&[(names.events.clone(), args.partitions, false)]);
     let producer = event_producer(args.bootstrap())?;
@@ -523,7 +530,7 @@ fn copy_journeys(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn print_header(args: &Args, run_id: &str, commit_interval_ms: u64) {
+fn print_header(args: &Args, run_id: &str, commit_interval_ms: u64, workers: usize) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -537,7 +544,7 @@ fn print_header(args: &Args, run_id: &str, commit_interval_ms: u64) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("kafka-e2e-bench run {run_id}");
     println!(
-        "  broker {} | {} input partitions | commit_interval_ms {} | {} CPUs ({cpu}) | loadavg {}",
+        "  broker {} | {} input partitions | {workers} workers | commit_interval_ms {} | {} CPUs ({cpu}) | loadavg {}",
         args.bootstrap(),
         args.partitions,
         commit_interval_ms,

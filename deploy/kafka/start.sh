@@ -188,8 +188,12 @@ log.retention.hours=24
 PROPS
 
   if [[ ! -f "$dir/data/meta.properties" ]]; then
-    # A KRaft cluster id is 16 random bytes, base64url without padding.
-    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    # A KRaft cluster id is 16 random bytes, base64url without padding. One that starts with
+    # `-` would be read as an option by the format tool (`-t -x...`): draw again.
+    cluster_id=-
+    while [[ $cluster_id == -* ]]; do
+      cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    done
     java -cp "$classpath" -Dlog4j2.configurationFile="$here/tools-log4j2.properties" \
       kafka.tools.StorageTool format -t "$cluster_id" -c "$props" ${scram_args[@]+"${scram_args[@]}"} \
       >"$dir/format.log" 2>&1 \

@@ -58,6 +58,7 @@ pub fn config() -> Config {
     Config {
         journeys_dir: "journeys".into(),
         state_dir: "state".into(),
+        workers: None,
         kafka: KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             group_id: "journeyd".into(),

@@ -47,6 +47,32 @@ pub fn group_instance_id(kafka: &KafkaConfig) -> Option<String> {
     )
 }
 
+/// The id of stream thread `worker` derived from an instance-wide id (`transactional.id`,
+/// `group.instance.id`): worker 0 keeps it unchanged, so that going from one worker to several
+/// leaves the existing ids (and their fencing and group membership) in place; worker `i > 0`
+/// appends `-w<i>`. Both are stable across restarts as long as `workers` is not lowered, so a
+/// restarted worker fences its own previous incarnation and takes its static membership back.
+/// ACLs must cover the prefix (a `PREFIXED` transactional-id ACL on the instance's id;
+/// docs/operations.md, "Workers").
+pub fn worker_id(instance_id: &str, worker: usize) -> String {
+    if worker == 0 {
+        instance_id.to_owned()
+    } else {
+        format!("{instance_id}-w{worker}")
+    }
+}
+
+/// Stream thread `worker`'s `transactional.id` ([`transactional_id`] through [`worker_id`]).
+pub fn worker_transactional_id(kafka: &KafkaConfig, worker: usize) -> String {
+    worker_id(&transactional_id(kafka), worker)
+}
+
+/// Stream thread `worker`'s `group.instance.id` ([`group_instance_id`] through
+/// [`worker_id`]); `None` for a dynamic member.
+pub fn worker_group_instance_id(kafka: &KafkaConfig, worker: usize) -> Option<String> {
+    group_instance_id(kafka).map(|id| worker_id(&id, worker))
+}
+
 /// Partition assignment strategy. With one input topic, cooperative-sticky moves only the
 /// partitions that must move. With several input topics, partition `p` of every input topic
 /// must land on the same instance (they share the changelog partition `p` and the customers);
@@ -59,13 +85,14 @@ pub fn assignment_strategy(kafka: &KafkaConfig) -> &'static str {
     }
 }
 
-/// Properties of the group consumer.
+/// Properties of stream thread `worker`'s group consumer (every worker is a member of the
+/// same group, with a `group.instance.id` of its own).
 ///
 /// `group.instance.id` is owned by `kafka.static_membership`/`kafka.group_instance_id`: a value
 /// written in `kafka.client` is overridden (or, with static membership off, dropped) with a
 /// warning, like the other forced properties.
-pub fn consumer_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
-    let instance = group_instance_id(kafka);
+pub fn consumer_properties(kafka: &KafkaConfig, worker: usize) -> Vec<(String, String)> {
+    let instance = worker_group_instance_id(kafka, worker);
     let mut forced = vec![
         ("bootstrap.servers", kafka.bootstrap_servers.as_str()),
         ("group.id", kafka.group_id.as_str()),
@@ -465,283 +492,5 @@ fn did_you_mean(name: &str, known: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kafka() -> KafkaConfig {
-        KafkaConfig {
-            bootstrap_servers: "127.0.0.1:9092".into(),
-            group_id: "journeyd".into(),
-            input_topics: vec!["events".into()],
-            input_formats: Default::default(),
-            dead_letter_topic: "events.dead_letter".into(),
-            decisions_topic: "journey.decisions".into(),
-            state_topic: "journeyd.state".into(),
-            client: Default::default(),
-            commit_interval_ms: 100,
-            max_event_bytes: 65536,
-            transactional_id: None,
-            static_membership: true,
-            group_instance_id: None,
-        }
-    }
-
-    fn get<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
-        props
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    #[test]
-    fn consumer_is_read_committed_without_auto_commit() {
-        let mut k = kafka();
-        k.client.insert("enable.auto.commit".into(), "true".into());
-        k.client
-            .insert("security.protocol".into(), "SASL_SSL".into());
-        k.client.insert("auto.offset.reset".into(), "latest".into());
-        let p = consumer_properties(&k);
-        assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
-        assert_eq!(get(&p, "enable.auto.commit"), Some("false"));
-        assert_eq!(get(&p, "security.protocol"), Some("SASL_SSL"));
-        // Not forced: the user may choose where a brand-new group starts.
-        assert_eq!(get(&p, "auto.offset.reset"), Some("latest"));
-        assert_eq!(
-            get(&p, "partition.assignment.strategy"),
-            Some("cooperative-sticky")
-        );
-        assert_eq!(
-            p.iter().filter(|(k, _)| k == "enable.auto.commit").count(),
-            1
-        );
-    }
-
-    #[test]
-    fn several_input_topics_use_the_co_partitioning_assignor() {
-        let mut k = kafka();
-        k.input_topics.push("app_events".into());
-        assert_eq!(
-            get(&consumer_properties(&k), "partition.assignment.strategy"),
-            Some("range")
-        );
-    }
-
-    #[test]
-    fn transactional_id_is_configured_or_group_and_host() {
-        let mut k = kafka();
-        let id = transactional_id(&k);
-        assert!(id.starts_with("journeyd-") && id.len() > "journeyd-".len());
-        k.transactional_id = Some("journeyd-0".into());
-        assert_eq!(transactional_id(&k), "journeyd-0");
-        let p = producer_properties(&k, "journeyd-0");
-        assert_eq!(get(&p, "transactional.id"), Some("journeyd-0"));
-    }
-
-    #[test]
-    fn static_membership_defaults_to_the_transactional_id() {
-        let mut k = kafka();
-        k.transactional_id = Some("journeyd-1".into());
-        let p = consumer_properties(&k);
-        assert_eq!(get(&p, "group.instance.id"), Some("journeyd-1"));
-        k.group_instance_id = Some("member-1".into());
-        // A value written among the client properties is overridden, once.
-        k.client.insert("group.instance.id".into(), "other".into());
-        let p = consumer_properties(&k);
-        assert_eq!(get(&p, "group.instance.id"), Some("member-1"));
-        assert_eq!(
-            p.iter().filter(|(k, _)| k == "group.instance.id").count(),
-            1
-        );
-        // Off: no static membership at all, even when written among the client properties.
-        k.static_membership = false;
-        k.group_instance_id = None;
-        assert_eq!(group_instance_id(&k), None);
-        assert_eq!(get(&consumer_properties(&k), "group.instance.id"), None);
-        // The producer and the admin client never carry it.
-        assert_eq!(
-            get(&producer_properties(&k, "t"), "group.instance.id"),
-            None
-        );
-        assert_eq!(get(&admin_properties(&k), "group.instance.id"), None);
-    }
-
-    #[test]
-    fn restore_consumer_is_outside_the_service_group() {
-        let mut k = kafka();
-        k.client.insert("group.instance.id".into(), "pod-0".into());
-        let p = restore_properties(&k);
-        assert_eq!(get(&p, "group.id"), Some("journeyd.restore"));
-        assert_eq!(get(&p, "group.instance.id"), None);
-        assert_eq!(get(&p, "enable.auto.commit"), Some("false"));
-        assert_eq!(get(&p, "enable.partition.eof"), Some("true"));
-        assert_eq!(get(&p, "fetch.queue.backoff.ms"), Some("10"));
-        assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
-    }
-
-    #[test]
-    fn the_build_has_tls_sasl_scram_oauthbearer_and_zstd() {
-        let (version, features) = librdkafka_build();
-        let missing: Vec<&str> = REQUIRED_FEATURES
-            .iter()
-            .copied()
-            .filter(|f| !features.iter().any(|x| x == f))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "librdkafka {version} lacks {missing:?} (builtin.features: {features:?})"
-        );
-    }
-
-    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn known_properties_include_the_security_ones() {
-        let known = known_properties();
-        for name in ["sasl.username", "sasl.password", "ssl.ca.location", "acks"] {
-            assert!(known.iter().any(|k| k == name), "{name} missing");
-        }
-    }
-
-    #[test]
-    fn secured_cluster_settings_pass() {
-        let p = props(&[
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanism", "SCRAM-SHA-512"),
-            ("sasl.username", "journeyd"),
-            ("sasl.password", "s3cret"),
-            ("compression.type", "zstd"),
-            ("session.timeout.ms", "6000"),
-        ]);
-        assert_eq!(property_problems(&p), Vec::<(String, String)>::new());
-        let oidc = props(&[
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanism", "OAUTHBEARER"),
-            ("sasl.oauthbearer.method", "oidc"),
-            ("sasl.oauthbearer.client.id", "journeyd"),
-            ("sasl.oauthbearer.client.secret", "s3cret"),
-            (
-                "sasl.oauthbearer.token.endpoint.url",
-                "https://login.example.com/oauth2/token",
-            ),
-        ]);
-        assert_eq!(property_problems(&oidc), Vec::<(String, String)>::new());
-    }
-
-    #[test]
-    fn unknown_property_gets_a_suggestion() {
-        let p = props(&[("sasl.usernme", "journeyd")]);
-        assert_eq!(
-            property_problems(&p),
-            vec![(
-                "sasl.usernme".to_string(),
-                "unknown Kafka client property `sasl.usernme`; did you mean `sasl.username`?"
-                    .to_string()
-            )]
-        );
-    }
-
-    #[test]
-    fn bad_values_and_unknown_mechanisms_are_reported() {
-        let p = props(&[
-            ("security.protocol", "SASL_TLS"),
-            ("session.timeout.ms", "soon"),
-        ]);
-        let problems = property_problems(&p);
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert_eq!(problems[0].0, "security.protocol");
-        assert!(problems[0].1.contains("sasl_tls") || problems[0].1.contains("SASL_TLS"));
-        assert_eq!(problems[1].0, "session.timeout.ms");
-
-        let p = props(&[
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanism", "SCRAM-SHA-1024"),
-        ]);
-        let problems = property_problems(&p);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].0, "sasl.mechanism");
-        assert!(problems[0]
-            .1
-            .starts_with("unknown SASL mechanism `SCRAM-SHA-1024`"));
-    }
-
-    #[test]
-    fn gssapi_default_is_not_in_this_build() {
-        // No `sasl.mechanism`: librdkafka would use GSSAPI (Kerberos), which needs Cyrus SASL,
-        // not linked here.
-        let p = props(&[("security.protocol", "SASL_SSL")]);
-        let problems = property_problems(&p);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].0, "security.protocol");
-        assert!(problems[0].1.contains("GSSAPI"), "{}", problems[0].1);
-    }
-
-    #[test]
-    fn secret_values_are_redacted_from_messages() {
-        let text = || "Invalid value \"hunter2\" for configuration property".to_string();
-        assert_eq!(
-            redacted("sasl.password", "hunter2", text()),
-            "Invalid value \"[redacted]\" for configuration property"
-        );
-        assert_eq!(redacted("sasl.username", "hunter2", text()), text());
-        assert!(is_secret_property("ssl.key.password"));
-        assert!(is_secret_property("sasl.oauthbearer.client.secret"));
-        assert!(is_secret_property("ssl.keystore.password"));
-        assert!(!is_secret_property("sasl.username"));
-    }
-
-    /// A log sink for the tests: every line written, shared.
-    #[derive(Clone, Default)]
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn forced_property_warnings_carry_no_secret() {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .finish();
-        let mut k = kafka();
-        for (name, value) in [
-            ("sasl.password", "pw-8c1f"),
-            ("ssl.key.password", "kp-77ae"),
-            ("sasl.oauthbearer.client.secret", "cs-19d0"),
-            ("enable.auto.commit", "true"),
-            ("isolation.level", "read_uncommitted"),
-            ("enable.idempotence", "false"),
-            ("transactional.id", "other"),
-            ("enable.partition.eof", "false"),
-        ] {
-            k.client.insert(name.into(), value.into());
-        }
-        tracing::subscriber::with_default(subscriber, || {
-            consumer_properties(&k);
-            producer_properties(&k, "journeyd-0");
-            restore_properties(&k);
-            admin_properties(&k);
-        });
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            text.contains("enable.auto.commit"),
-            "no warning logged: {text}"
-        );
-        for secret in ["pw-8c1f", "kp-77ae", "cs-19d0"] {
-            assert!(!text.contains(secret), "a secret is logged: {text}");
-        }
-    }
-}
+#[path = "clients_tests.rs"]
+mod tests;

@@ -9,11 +9,12 @@
 //! `poll`, so the mutexes are never contended; the stream thread never holds them across `poll`.
 //!
 //! On assignment the callback pauses the new partitions (they are restored before they
-//! process, see [`crate::task_manager`]) and marks them not restored in [`Health`] in the same
+//! process, see [`crate::task_manager`]) and marks them not restored in its worker's
+//! [`WorkerHealth`] in the same
 //! step that marks the group joined, so `/readyz` can never answer 200 between the assignment
 //! and the start of the restore.
 
-use crate::http::Health;
+use crate::health::WorkerHealth;
 use crate::metrics::WorkerMetrics;
 use crate::offsets::TopicPartition;
 use crate::txn::{lock, AbortReason, Txn, TxnFailure};
@@ -24,7 +25,7 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 /// Reads a customer's current state for the changelog: `Ok(Some(bytes))` a value, `Ok(None)` a
 /// tombstone (no state). An error means the state cannot be read now (the transaction is then
@@ -53,7 +54,7 @@ pub struct RuntimeContext {
     failure: Mutex<Option<TxnFailure>>,
     owned: Mutex<BTreeSet<TopicPartition>>,
     metrics: WorkerMetrics,
-    health: Arc<Health>,
+    health: WorkerHealth,
 }
 
 impl RuntimeContext {
@@ -62,7 +63,7 @@ impl RuntimeContext {
     pub fn new(
         txn: Txn,
         metrics: WorkerMetrics,
-        health: Arc<Health>,
+        health: WorkerHealth,
         export: SharedExport,
     ) -> Self {
         RuntimeContext {
@@ -241,11 +242,13 @@ impl ConsumerContext for RuntimeContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::Health;
     use crate::metrics::Metrics;
     use crate::offsets::OffsetBook;
     use rdkafka::ClientConfig;
+    use std::sync::Arc;
 
-    fn context(health: Arc<Health>) -> RuntimeContext {
+    fn context(health: WorkerHealth) -> RuntimeContext {
         // A producer that never connects: nothing here talks to a broker.
         let producer = ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
@@ -267,7 +270,7 @@ mod tests {
     fn the_assignment_callback_holds_readiness_until_restored() {
         let health = Health::new();
         health.set_running(true);
-        let ctx = context(Arc::clone(&health));
+        let ctx = context(health.worker(0));
         assert_eq!(
             health.readiness(),
             Err("joining consumer group".to_string())
@@ -285,14 +288,14 @@ mod tests {
                 ("events".into(), 1)
             ])]
         );
-        health.partition_ready(0);
+        health.worker(0).partition_ready(0);
         assert!(!health.is_ready());
-        health.partition_ready(1);
+        health.worker(0).partition_ready(1);
         assert!(health.is_ready());
         // An empty assignment joins the group and is ready at once.
         let health = Health::new();
         health.set_running(true);
-        context(Arc::clone(&health)).assigned(Vec::new());
+        context(health.worker(0)).assigned(Vec::new());
         assert!(health.is_ready());
     }
 }

@@ -1,9 +1,10 @@
 //! The operations HTTP endpoint: `/metrics` for Prometheus, `/healthz` for liveness, `/readyz`
 //! for readiness, and (when enabled) `GET /customers/{id}` to inspect one customer's state.
 //!
-//! Readiness is a [`Health`] value that the runtime updates as it joins the consumer group,
-//! restores partitions and loses or regains the brokers; `/readyz` answers 503 with the first
-//! reason it is not ready, so `curl` tells an operator what the instance is waiting for.
+//! Readiness is a [`Health`] value ([`crate::health`]) that the stream threads update as they
+//! join the consumer group, restore partitions and lose or regain the brokers; `/readyz`
+//! answers 503 with the first reason it is not ready, so `curl` tells an operator what the
+//! instance is waiting for, and 200 with each worker's partitions when there are several.
 //!
 //! The inspection endpoint shows customer data, so it needs a bearer token (compared in
 //! constant time) and never logs the customer id it was asked about.
@@ -14,11 +15,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
@@ -37,202 +37,7 @@ pub enum HttpError {
     Serve(#[source] std::io::Error),
 }
 
-/// What readiness depends on, kept together under one lock so a reader sees a consistent view.
-#[derive(Debug)]
-struct HealthState {
-    running: bool,
-    /// Whether the service was ever running, to tell "starting" from "stopping".
-    started: bool,
-    broker_reachable: bool,
-    /// Why the Kafka session (group consumer + producer) is being rebuilt, until a new one
-    /// started.
-    session_lost: Option<String>,
-    /// A transactional call failing and being retried: processing waits for it.
-    transaction_stalled: Option<String>,
-    group_joined: bool,
-    /// Assigned partitions not yet restored, with their progress.
-    restoring: BTreeMap<i32, RestoreProgress>,
-}
-
-/// How far a partition's restore got: items (checkpoint customers and changelog records)
-/// applied, of `target` (0 while the target is not known yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RestoreProgress {
-    pub done: u64,
-    pub target: u64,
-}
-
-/// The instance's readiness, updated by the runtime and read by `/readyz` (and the
-/// `journeyd_ready` gauge).
-///
-/// Ready means: the service is running, the brokers are reachable, the consumer group was
-/// joined (an assignment, possibly empty, was received) and no assigned partition is still
-/// restoring from its changelog.
-#[derive(Debug)]
-pub struct Health {
-    state: Mutex<HealthState>,
-}
-
-impl Health {
-    /// Not running, brokers assumed reachable until told otherwise, group not joined.
-    pub fn new() -> Arc<Health> {
-        Arc::new(Health {
-            state: Mutex::new(HealthState {
-                running: false,
-                started: false,
-                broker_reachable: true,
-                session_lost: None,
-                transaction_stalled: None,
-                group_joined: false,
-                restoring: BTreeMap::new(),
-            }),
-        })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        // A panic while holding this lock cannot leave the plain flags inconsistent, so a
-        // poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records whether the brokers answer (set false on "all brokers down", true once they do).
-    pub fn set_broker_reachable(&self, reachable: bool) {
-        self.state().broker_reachable = reachable;
-    }
-
-    /// Records that the consumer group was joined (or left, with `false`). An assignment, even
-    /// an empty one, means the group was joined.
-    pub fn set_group_joined(&self, joined: bool) {
-        self.state().group_joined = joined;
-    }
-
-    /// Partitions were assigned (possibly none): the group is joined, and each of them holds
-    /// readiness back until [`Health::partition_ready`]. Both change under one lock, called from
-    /// the rebalance callback itself, so no reader can ever see the group joined with an
-    /// assigned partition that is not marked as restoring.
-    pub fn partitions_assigned(&self, partitions: &[i32]) {
-        let mut s = self.state();
-        s.group_joined = true;
-        for p in partitions {
-            s.restoring.insert(*p, RestoreProgress::default());
-        }
-    }
-
-    /// A partition (back) to restoring, e.g. after an aborted transaction.
-    pub fn partition_restoring(&self, partition: i32) {
-        self.state()
-            .restoring
-            .insert(partition, RestoreProgress::default());
-    }
-
-    /// Progress of a partition's restore (ignored for a partition not restoring).
-    pub fn restore_progress(&self, partition: i32, progress: RestoreProgress) {
-        if let Some(slot) = self.state().restoring.get_mut(&partition) {
-            *slot = progress;
-        }
-    }
-
-    /// The partitions restoring, with their progress.
-    pub fn restoring(&self) -> Vec<(i32, RestoreProgress)> {
-        self.state()
-            .restoring
-            .iter()
-            .map(|(p, r)| (*p, *r))
-            .collect()
-    }
-
-    /// A partition finished restoring and processes events.
-    pub fn partition_ready(&self, partition: i32) {
-        let mut s = self.state();
-        s.group_joined = true;
-        s.restoring.remove(&partition);
-    }
-
-    /// A partition was revoked: it no longer holds readiness back.
-    pub fn partition_revoked(&self, partition: i32) {
-        self.state().restoring.remove(&partition);
-    }
-
-    /// The Kafka session failed and is being rebuilt: readiness reports `reason` until
-    /// [`Health::session_started`]; the old session's group membership and partitions are
-    /// forgotten (the new session joins and restores them again).
-    pub fn session_lost(&self, reason: &str) {
-        let mut s = self.state();
-        s.session_lost = Some(reason.to_owned());
-        s.transaction_stalled = None;
-        s.group_joined = false;
-        s.restoring.clear();
-    }
-
-    /// A new Kafka session started: it waits for its assignment ("joining consumer group").
-    pub fn session_started(&self) {
-        let mut s = self.state();
-        s.session_lost = None;
-        s.transaction_stalled = None;
-        s.group_joined = false;
-    }
-
-    /// A transactional call keeps failing and is made again (`Some(why)`): processing waits,
-    /// so the instance is not ready. `None` once a commit went through again or the failed
-    /// transaction was recovered from (its partitions then restore, which readiness reports).
-    pub fn set_transaction_stalled(&self, why: Option<&str>) {
-        self.state().transaction_stalled = why.map(str::to_owned);
-    }
-
-    /// Marks the service as running (after start-up) or not (during shutdown).
-    pub fn set_running(&self, running: bool) {
-        let mut s = self.state();
-        s.running = running;
-        s.started |= running;
-    }
-
-    /// `Ok` when ready, else the first reason it is not, as `/readyz` reports it.
-    pub fn readiness(&self) -> Result<(), String> {
-        let s = self.state();
-        if !s.running {
-            return Err(if s.started {
-                "shutting down"
-            } else {
-                "starting"
-            }
-            .to_string());
-        }
-        if !s.broker_reachable {
-            return Err("broker unreachable".to_string());
-        }
-        if let Some(reason) = &s.session_lost {
-            return Err(format!("restarting the kafka session: {reason}"));
-        }
-        if let Some(why) = &s.transaction_stalled {
-            return Err(format!("transaction stalled: {why}"));
-        }
-        if !s.group_joined {
-            return Err("joining consumer group".to_string());
-        }
-        if !s.restoring.is_empty() {
-            let list: Vec<String> = s.restoring.keys().map(i32::to_string).collect();
-            let progress: Vec<String> = s
-                .restoring
-                .iter()
-                .map(|(p, r)| match r.target {
-                    0 => format!("{p}: starting"),
-                    t => format!("{p}: {}/{t}", r.done),
-                })
-                .collect();
-            return Err(format!(
-                "restoring partitions [{}] ({})",
-                list.join(", "),
-                progress.join(", ")
-            ));
-        }
-        Ok(())
-    }
-
-    /// Whether `/readyz` answers 200.
-    pub fn is_ready(&self) -> bool {
-        self.readiness().is_ok()
-    }
-}
+pub use crate::health::{Health, RestoreProgress, WorkerHealth};
 
 /// Looks up one customer's state for `GET /customers/{id}`; `None` when the customer is not
 /// held by this instance.
@@ -338,7 +143,7 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.health.readiness() {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(()) => (StatusCode::OK, state.health.ready_body()).into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
@@ -430,111 +235,6 @@ mod tests {
     }
 
     #[test]
-    fn readiness_reports_the_first_reason() {
-        let h = Health::new();
-        assert_eq!(h.readiness(), Err("starting".to_string()));
-        h.set_running(true);
-        assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
-        h.partitions_assigned(&[2, 0]);
-        assert_eq!(
-            h.readiness(),
-            Err("restoring partitions [0, 2] (0: starting, 2: starting)".to_string())
-        );
-        h.restore_progress(
-            2,
-            RestoreProgress {
-                done: 10,
-                target: 40,
-            },
-        );
-        h.set_broker_reachable(false);
-        assert_eq!(h.readiness(), Err("broker unreachable".to_string()));
-        h.set_broker_reachable(true);
-        h.partition_ready(0);
-        assert_eq!(
-            h.readiness(),
-            Err("restoring partitions [2] (2: 10/40)".to_string())
-        );
-        h.partition_revoked(2);
-        assert!(h.is_ready());
-        h.set_running(false);
-        assert_eq!(h.readiness(), Err("shutting down".to_string()));
-    }
-
-    #[test]
-    fn a_lost_session_is_not_ready_until_the_new_one_joined_and_restored() {
-        let h = Health::new();
-        h.set_running(true);
-        h.partitions_assigned(&[0, 1]);
-        h.partition_ready(0);
-        h.partition_ready(1);
-        assert!(h.is_ready());
-        h.session_lost("fatal consumer error: fenced");
-        assert_eq!(
-            h.readiness(),
-            Err("restarting the kafka session: fatal consumer error: fenced".to_string())
-        );
-        // The broker's absence is named first.
-        h.set_broker_reachable(false);
-        assert_eq!(h.readiness(), Err("broker unreachable".to_string()));
-        h.set_broker_reachable(true);
-        h.session_started();
-        assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
-        h.partitions_assigned(&[]);
-        h.set_transaction_stalled(Some("commit retrying after: timed out"));
-        assert_eq!(
-            h.readiness(),
-            Err("transaction stalled: commit retrying after: timed out".to_string())
-        );
-        h.set_transaction_stalled(None);
-        assert!(h.is_ready());
-        h.session_lost("again");
-        h.session_started();
-        assert_eq!(h.readiness(), Err("joining consumer group".to_string()));
-        h.partitions_assigned(&[1]);
-        assert_eq!(
-            h.readiness(),
-            Err("restoring partitions [1] (1: starting)".to_string())
-        );
-        h.partition_ready(1);
-        assert!(h.is_ready());
-    }
-
-    #[test]
-    fn an_empty_assignment_is_ready_once_the_group_is_joined() {
-        let h = Health::new();
-        h.set_running(true);
-        assert!(!h.is_ready());
-        h.partitions_assigned(&[]);
-        assert!(h.is_ready());
-    }
-
-    /// The race of a readiness probe between "assigned" and "restoring": the assignment itself
-    /// marks the partitions as not restored, so there is no moment in between to observe.
-    #[test]
-    fn an_assignment_is_never_ready_before_its_partitions_are_restored() {
-        let h = Health::new();
-        h.set_running(true);
-        h.partitions_assigned(&[]);
-        assert!(h.is_ready());
-        // A second assignment while ready: unready at once, in the same call.
-        h.partitions_assigned(&[3]);
-        assert!(!h.is_ready());
-        h.restore_progress(3, RestoreProgress { done: 5, target: 5 });
-        assert!(
-            !h.is_ready(),
-            "progress alone never makes a partition ready"
-        );
-        h.partition_ready(3);
-        assert!(h.is_ready());
-        // Restoring again after an abort.
-        h.partition_restoring(3);
-        assert!(!h.is_ready());
-        h.partition_revoked(3);
-        assert!(h.is_ready());
-    }
-
-    #[test]
     fn constant_time_eq_compares_exactly() {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
@@ -557,7 +257,8 @@ mod tests {
             (503, "starting\n".into())
         );
         health.set_running(true);
-        health.partitions_assigned(&[0, 2]);
+        let worker = health.worker(0);
+        worker.partitions_assigned(&[0, 2]);
         assert_eq!(
             get(&format!("{}/readyz", srv.base)).await,
             (
@@ -571,8 +272,8 @@ mod tests {
             (503, "broker unreachable\n".into())
         );
         health.set_broker_reachable(true);
-        health.partition_ready(0);
-        health.partition_ready(2);
+        worker.partition_ready(0);
+        worker.partition_ready(2);
         assert_eq!(
             get(&format!("{}/readyz", srv.base)).await,
             (200, "ready\n".into())
@@ -595,6 +296,41 @@ mod tests {
         // Without inspection the route does not exist.
         assert_eq!(get(&format!("{}/customers/c-1", srv.base)).await.0, 404);
 
+        srv.shutdown.cancel();
+        srv.task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn readyz_names_the_workers_and_their_partitions() {
+        let health = Health::with_workers(2);
+        let srv = start(Metrics::new(), health.clone(), None).await;
+        health.set_running(true);
+        let (w0, w1) = (health.worker(0), health.worker(1));
+        w0.partitions_assigned(&[0, 2]);
+        assert_eq!(
+            get(&format!("{}/readyz", srv.base)).await,
+            (503, "worker 1: joining consumer group\n".into())
+        );
+        w1.partitions_assigned(&[1, 3]);
+        w0.partition_ready(0);
+        w1.restore_progress(3, RestoreProgress { done: 4, target: 9 });
+        assert_eq!(
+            get(&format!("{}/readyz", srv.base)).await,
+            (
+                503,
+                "worker 0: restoring partitions [2] (2: starting); worker 1: restoring partitions [1, 3] (1: starting, 3: 4/9)\n".into()
+            )
+        );
+        for (w, p) in [(&w0, 2), (&w1, 1), (&w1, 3)] {
+            w.partition_ready(p);
+        }
+        assert_eq!(
+            get(&format!("{}/readyz", srv.base)).await,
+            (
+                200,
+                "ready\nworker 0: partitions [0, 2]\nworker 1: partitions [1, 3]\n".into()
+            )
+        );
         srv.shutdown.cancel();
         srv.task.await.unwrap().unwrap();
     }

@@ -95,37 +95,66 @@ pub fn leave_group(
     instance_id: &str,
     timeout: Duration,
 ) -> Result<Vec<TopicPartition>, LeaveError> {
-    let consumer: BaseConsumer<LeaveContext> = client_config(&leave_properties(kafka, instance_id))
-        .create_with_context(LeaveContext::default())?;
+    leave_group_members(kafka, &[instance_id.to_owned()], timeout)
+}
+
+/// Removes the static members `instance_ids` (e.g. every worker of a removed instance, see
+/// [`crate::clients::worker_id`]) from the group together: all of them are stood in for first,
+/// then all leave, so that none of their partitions is handed to another of them on the way.
+/// Returns the partitions they held.
+pub fn leave_group_members(
+    kafka: &KafkaConfig,
+    instance_ids: &[String],
+    timeout: Duration,
+) -> Result<Vec<TopicPartition>, LeaveError> {
     let topics: Vec<&str> = kafka.input_topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
+    let mut members = Vec::with_capacity(instance_ids.len());
+    for id in instance_ids {
+        let consumer: BaseConsumer<LeaveContext> = client_config(&leave_properties(kafka, id))
+            .create_with_context(LeaveContext::default())?;
+        consumer.subscribe(&topics)?;
+        members.push((id, consumer));
+    }
     let deadline = Instant::now() + timeout;
-    let assigned = loop {
-        if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
-            tracing::debug!(error = %e, "leave-group consumer");
-        }
-        let done = consumer
-            .context()
-            .assigned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(partitions) = done {
-            break partitions;
-        }
-        if Instant::now() >= deadline {
-            return Err(LeaveError::NotJoined {
-                group: kafka.group_id.clone(),
-                instance: instance_id.to_owned(),
-                seconds: timeout.as_secs(),
-            });
-        }
-    };
+    let mut held = Vec::new();
+    for (id, consumer) in &members {
+        let assigned = loop {
+            for (_, other) in &members {
+                if let Some(Err(e)) = other.poll(Duration::from_millis(100 / members.len() as u64))
+                {
+                    tracing::debug!(error = %e, "leave-group consumer");
+                }
+            }
+            let done = consumer
+                .context()
+                .assigned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(partitions) = done {
+                break partitions;
+            }
+            if Instant::now() >= deadline {
+                return Err(LeaveError::NotJoined {
+                    group: kafka.group_id.clone(),
+                    instance: (*id).clone(),
+                    seconds: timeout.as_secs(),
+                });
+            }
+        };
+        held.extend(assigned);
+    }
     // Unsubscribing (not closing) sends LeaveGroup, also for a static member.
-    consumer.unsubscribe();
+    for (_, consumer) in &members {
+        consumer.unsubscribe();
+    }
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
-        consumer.poll(Duration::from_millis(100));
+        for (_, consumer) in &members {
+            consumer.poll(Duration::from_millis(50));
+        }
     }
-    Ok(assigned)
+    held.sort();
+    held.dedup();
+    Ok(held)
 }

@@ -6,11 +6,13 @@
 //! 1. **Topics** ([`topics`]): every topic read or written exists before the group is joined;
 //!    the compacted state changelog has the input's partition count because changelog
 //!    partition `p` holds the customers of input partition `p`.
-//! 2. **Clients** ([`clients`]): one group consumer (`read_committed`, no auto-commit,
-//!    cooperative-sticky, a static member by default) and one transactional producer whose
-//!    `transactional.id` is stable per instance.
-//! 3. **Stream thread** ([`stream_thread`], Kafka Streams' `StreamThread`): the poll loop. One
-//!    thread owns every engine; no locks around customer state.
+//! 2. **Clients** ([`clients`]): per stream thread, one group consumer (`read_committed`, no
+//!    auto-commit, cooperative-sticky, a static member by default) and one transactional
+//!    producer whose `transactional.id` is stable per instance and worker.
+//! 3. **Stream threads** ([`stream_thread`], Kafka Streams' `StreamThread`; [`workers`]): the
+//!    poll loop, `workers` of them (default: one per core), each owning a disjoint set of
+//!    partitions and their engines; no locks around customer state. Readiness ([`health`])
+//!    waits for every one.
 //! 4. **Consumer context** ([`context`]): the rebalance callbacks. Revocation commits the open
 //!    transaction before the partitions are handed over; assignment pauses the new partitions
 //!    and marks them not restored (readiness) in the same step.
@@ -32,10 +34,10 @@
 //!    when fenced, fatal or aborting repeatedly; every partition is rewound to its committed
 //!    offset and restored.
 //! 9. **Reload**: SIGHUP or a change under `journeys_dir` (debounced) reloads the journeys; a
-//!    valid set is swapped into every engine between two records; an invalid one is reported
-//!    and the running set kept.
-//! 10. **Shutdown**: on cancellation the loop stops, the open transaction is committed, the
-//!     partitions are checkpointed, and the consumer is closed: a static member stays in the
+//!    valid set is swapped into every engine of every worker between two records; an invalid
+//!    one is reported and the running set kept.
+//! 10. **Shutdown**: on cancellation every worker's loop stops, its open transaction is
+//!     committed, its partitions are checkpointed, and its consumer is closed: a static member stays in the
 //!     group (its restart takes its partitions back without a rebalance), a dynamic one leaves.
 //!     [`leave`] hands a removed static member's partitions over at once.
 //!
@@ -46,6 +48,7 @@
 pub mod checkpoint;
 pub mod clients;
 pub mod context;
+pub mod health;
 pub mod http;
 pub mod leave;
 pub mod metrics;
@@ -58,6 +61,7 @@ pub mod task;
 pub mod task_manager;
 pub mod topics;
 pub mod txn;
+pub mod workers;
 
 #[cfg(test)]
 mod mock_tests;
@@ -65,13 +69,13 @@ mod mock_tests;
 use crate::checkpoint::{CheckpointStore, StateDirError};
 use crate::http::{Health, HttpError, HttpServer, Inspector};
 use crate::metrics::Metrics;
-use crate::stream_thread::{Control, StreamThreadSetup};
+use crate::stream_thread::StreamThreadSetup;
+use crate::workers::{WorkerControls, Workers};
 use journey_engine::Catalog;
 use journey_spec::{Config, Diagnostic, Diagnostics};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 pub use tokio_util::sync::CancellationToken;
@@ -173,6 +177,8 @@ pub async fn run_service(
         health,
     } = opts;
     let config = Arc::new(config);
+    let n_workers = config.workers();
+    health.set_workers(n_workers);
 
     let catalog = match load_catalog(&config) {
         Ok((catalog, n)) => {
@@ -212,50 +218,52 @@ pub async fn run_service(
     health.set_broker_reachable(true);
     tracing::info!(partitions, "topics ready");
 
-    let (control_tx, control_rx) = mpsc::channel::<Control>();
+    let stop_workers = shutdown.child_token();
+    tracing::info!(workers = n_workers, "starting stream threads");
+    let (mut workers, controls) =
+        Workers::spawn(n_workers, stop_workers.clone(), |worker, control| {
+            StreamThreadSetup {
+                worker,
+                config: Arc::clone(&config),
+                metrics: metrics.worker(worker),
+                health: health.worker(worker),
+                catalog: Arc::clone(&catalog),
+                store: store.clone(),
+                control,
+                cancel: stop_workers.clone(),
+            }
+        })?;
     let inspect: Option<(Arc<dyn Inspector>, String)> = if config.inspect.enabled {
         let inspector: Arc<dyn Inspector> = Arc::new(WorkerInspector {
-            control: control_tx.clone(),
+            controls: controls.clone(),
         });
         Some((inspector, config.inspect.token.clone().unwrap_or_default()))
     } else {
         None
     };
     let http_stop = CancellationToken::new();
-    let http = tokio::spawn(server.serve(
+    let mut http = tokio::spawn(server.serve(
         Arc::clone(&metrics),
         Arc::clone(&health),
         inspect,
         http_stop.clone(),
     ));
-
-    let stop_worker = shutdown.child_token();
-    let setup = StreamThreadSetup {
-        config: Arc::clone(&config),
-        metrics: metrics.worker(0),
-        health: Arc::clone(&health),
-        catalog,
-        store,
-        control: control_rx,
-        cancel: stop_worker.clone(),
-    };
-    let mut worker = tokio::task::spawn_blocking(move || stream_thread::run(setup));
     let reload_stop = CancellationToken::new();
     let reloader = tokio::spawn(reload_loop(
         Arc::clone(&config),
         config_path,
         Arc::clone(&metrics),
-        control_tx,
+        controls,
         reload_stop.clone(),
     ));
 
-    let mut http = http;
+    // The first worker to end (a requested shutdown, or an error it cannot recover from)
+    // ends the others.
     let result = tokio::select! {
-        joined = &mut worker => flatten(joined),
+        first = workers.next_exit() => workers.stop_all(first).await,
         served = &mut http => {
             // The HTTP endpoint ended on its own: stop processing as well.
-            stop_worker.cancel();
-            let worker_result = flatten(worker.await);
+            let worker_result = workers.stop_all(None).await;
             match served {
                 Ok(Err(e)) => Err(RuntimeError::Http(e)),
                 _ => worker_result,
@@ -275,12 +283,6 @@ pub async fn run_service(
     result
 }
 
-fn flatten(
-    joined: Result<Result<(), RuntimeError>, tokio::task::JoinError>,
-) -> Result<(), RuntimeError> {
-    joined.unwrap_or_else(|e| Err(RuntimeError::Worker(e.to_string())))
-}
-
 /// Loads `journeys_dir` and compiles it into a catalog.
 fn load_catalog(config: &Config) -> Result<(Arc<Catalog>, usize), Vec<Diagnostic>> {
     let journeys = journey_spec::load_journeys_dir(&config.journeys_dir, config)?;
@@ -292,12 +294,13 @@ fn load_catalog(config: &Config) -> Result<(Arc<Catalog>, usize), Vec<Diagnostic
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// Waits for SIGHUP or changes under `journeys_dir`, reloads the journeys and hands a valid set
-/// to the worker.
+/// to every worker; the reload counts as done once every worker applied it
+/// ([`WorkerControls::reload`]).
 async fn reload_loop(
     config: Arc<Config>,
     config_path: Option<PathBuf>,
     metrics: Arc<Metrics>,
-    control: mpsc::Sender<Control>,
+    controls: WorkerControls,
     stop: CancellationToken,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
@@ -368,12 +371,22 @@ async fn reload_loop(
         .await;
         match loaded {
             Ok(Ok((catalog, n))) => {
-                if control.send(Control::Reload(catalog)).is_err() {
-                    return;
+                let applied = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    applied = controls.reload(catalog) => applied,
+                };
+                match applied {
+                    Ok(()) => {
+                        metrics.reload(true);
+                        metrics.journeys_loaded(n);
+                        tracing::info!(journeys = n, workers = controls.len(), "journeys reloaded");
+                    }
+                    Err(e) => {
+                        metrics.reload(false);
+                        tracing::error!(error = %e, "journeys not reloaded everywhere");
+                        return;
+                    }
                 }
-                metrics.reload(true);
-                metrics.journeys_loaded(n);
-                tracing::info!(journeys = n, "journeys reloaded");
             }
             Ok(Err(diagnostics)) => {
                 metrics.reload(false);
@@ -411,11 +424,10 @@ fn warn_if_config_changed(running: &Config, path: Option<&std::path::Path>) {
     }
 }
 
-/// Answers `GET /customers/{id}` by asking the processing thread, which owns the engines.
-/// Every partition's engine is asked rather than computing the customer's partition: the
-/// producers' partitioner (Java's murmur2, librdkafka's crc32...) is not known here.
+/// Answers `GET /customers/{id}` by asking every stream thread, each of which owns its
+/// partitions' engines ([`WorkerControls::inspect`]).
 struct WorkerInspector {
-    control: mpsc::Sender<Control>,
+    controls: WorkerControls,
 }
 
 impl Inspector for WorkerInspector {
@@ -423,20 +435,7 @@ impl Inspector for WorkerInspector {
         &self,
         customer_id: String,
     ) -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = self
-            .control
-            .send(Control::Inspect(customer_id, reply))
-            .is_ok();
-        Box::pin(async move {
-            if !sent {
-                return None;
-            }
-            // The worker answers between two records; a long restore may delay it.
-            tokio::time::timeout(Duration::from_secs(5), answer)
-                .await
-                .ok()?
-                .ok()?
-        })
+        let controls = self.controls.clone();
+        Box::pin(async move { controls.inspect(customer_id).await })
     }
 }

@@ -3,10 +3,19 @@
 //! the transaction, lets the task manager restore and checkpoint between two polls, and applies
 //! the recovery policy after a failed transaction.
 //!
-//! One thread owns every engine: a partition's customers are only ever touched from this
-//! thread, which is what makes the per-partition state a plain map. Requests from other
-//! threads (hot reload, inspection) arrive on a channel and are served between two records, so
-//! a catalog swap is atomic with respect to record processing.
+//! An instance runs `workers` stream threads (Kafka Streams' `num.stream.threads`), each with
+//! its own group consumer (a member of the same group, so the group's assignor spreads the
+//! partitions over them), transactional producer, restore consumer and task manager: a
+//! partition belongs to exactly one of them at a time and moves between two of them exactly as
+//! between two instances (revocation commit and checkpoint, then restore). A thread owns its
+//! partitions' engines: their customers are only ever touched from that thread, which is what
+//! makes the per-partition state a plain map. Worker 0 uses the instance's `transactional.id`
+//! and `group.instance.id`, worker `i` appends `-w<i>` ([`crate::clients::worker_id`]).
+//!
+//! Requests from other threads (hot reload, inspection) arrive on each worker's own channel and
+//! are served between two records, so a catalog swap is atomic with respect to record
+//! processing; a reload is acknowledged once applied (also between two sessions, where it is
+//! kept for the next one).
 //!
 //! Order of work in one turn of the loop, and why:
 //! 1. serve control requests (reload, inspect);
@@ -24,27 +33,27 @@
 //!    policy says so, pause and rewind every partition to its committed offset and restore
 //!    them all, so state and input position agree again.
 
+mod process;
+
 use crate::checkpoint::CheckpointStore;
 use crate::clients::{
-    client_config, consumer_properties, group_instance_id, restore_properties, transactional_id,
+    client_config, consumer_properties, restore_properties, worker_group_instance_id,
+    worker_transactional_id,
 };
 use crate::context::{RebalanceEvent, RuntimeContext};
-use crate::http::Health;
-use crate::metrics::{EventOutcome, Metrics, WorkerMetrics};
+use crate::health::WorkerHealth;
+use crate::metrics::WorkerMetrics;
 use crate::offsets::{OffsetBook, TopicPartition};
-use crate::records::{dead_letter_record, Source};
 use crate::recovery::decide;
 use crate::restore::{RestoreError, Restorer};
-use crate::task::{decode_event, Input, PartitionTask, TaskState};
 use crate::task_manager::{TaskManager, TaskManagerSetup};
-use crate::txn::{create_producer, lock, AbortReason, BrokerWatch, StallWatch, Txn, TxnFailure};
+use crate::txn::{create_producer, lock, AbortReason, BrokerWatch, StallWatch, Txn};
 use crate::RuntimeError;
 use chrono::Utc;
-use journey_engine::{Catalog, DecisionKind, Effects};
+use journey_engine::{Catalog, Effects};
 use journey_spec::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -63,9 +72,9 @@ const STATE_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A request served by the stream thread between two records.
 pub enum Control {
-    /// Swap every partition's journey set.
-    Reload(Arc<Catalog>),
-    /// Look up one customer in whichever partition holds it.
+    /// Swap every partition's journey set; the sender is told once it is applied.
+    Reload(Arc<Catalog>, tokio::sync::oneshot::Sender<()>),
+    /// Look up one customer in whichever of this worker's partitions holds it.
     Inspect(
         String,
         tokio::sync::oneshot::Sender<Option<serde_json::Value>>,
@@ -74,9 +83,11 @@ pub enum Control {
 
 /// What the stream thread needs.
 pub struct StreamThreadSetup {
+    /// This stream thread's index, 0 to `workers - 1`: its ids and its part of readiness.
+    pub worker: usize,
     pub config: Arc<Config>,
     pub metrics: WorkerMetrics,
-    pub health: Arc<Health>,
+    pub health: WorkerHealth,
     pub catalog: Arc<Catalog>,
     pub store: CheckpointStore,
     pub control: Receiver<Control>,
@@ -96,6 +107,7 @@ const SESSION_STABLE: Duration = Duration::from_secs(60);
 /// backoff, readiness reporting why meanwhile; only errors that a new session cannot fix, or
 /// [`MAX_SESSION_FAILURES`] failed sessions in a row, end the service.
 pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
+    let _span = tracing::info_span!("worker", worker = setup.worker).entered();
     let mut backoff = Duration::from_millis(500);
     let mut failures = 0u32;
     loop {
@@ -130,9 +142,27 @@ pub fn run(mut setup: StreamThreadSetup) -> Result<(), RuntimeError> {
                 tracing::error!(error = %e, failures, retry_in_ms = backoff.as_millis() as u64, "kafka session failed; starting a new one");
                 let deadline = Instant::now() + backoff;
                 while Instant::now() < deadline && !setup.cancel.is_cancelled() {
+                    serve_between_sessions(&mut setup);
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Control requests while no session runs: a reload is kept for the next session (and
+/// acknowledged: it is applied from this worker's next record on), an inspection finds nothing
+/// here (this worker holds no partition now).
+fn serve_between_sessions(setup: &mut StreamThreadSetup) {
+    while let Ok(request) = setup.control.try_recv() {
+        match request {
+            Control::Reload(catalog, applied) => {
+                setup.catalog = catalog;
+                let _ = applied.send(());
+            }
+            Control::Inspect(_, reply) => {
+                let _ = reply.send(None);
             }
         }
     }
@@ -157,7 +187,8 @@ struct Session<'s> {
 impl<'s> Session<'s> {
     fn start(setup: &'s mut StreamThreadSetup) -> Result<Self, RuntimeError> {
         let config = Arc::clone(&setup.config);
-        let transactional_id = transactional_id(&config.kafka);
+        let worker = setup.worker;
+        let transactional_id = worker_transactional_id(&config.kafka, worker);
         let restorer = Restorer::new(
             &restore_properties(&config.kafka),
             &config.kafka.state_topic,
@@ -167,7 +198,7 @@ impl<'s> Session<'s> {
             store: setup.store.clone(),
             catalog: Arc::clone(&setup.catalog),
             metrics: setup.metrics.clone(),
-            health: Arc::clone(&setup.health),
+            health: setup.health.clone(),
             cancel: setup.cancel.clone(),
         });
         let producer = create_producer(
@@ -180,11 +211,12 @@ impl<'s> Session<'s> {
         let context = RuntimeContext::new(
             txn,
             setup.metrics.clone(),
-            Arc::clone(&setup.health),
+            setup.health.clone(),
             tasks.exporter(),
         );
         let consumer: BaseConsumer<RuntimeContext> =
-            client_config(&consumer_properties(&config.kafka)).create_with_context(context)?;
+            client_config(&consumer_properties(&config.kafka, worker))
+                .create_with_context(context)?;
         let topics: Vec<&str> = config
             .kafka
             .input_topics
@@ -195,7 +227,7 @@ impl<'s> Session<'s> {
         tracing::info!(
             group = %config.kafka.group_id,
             transactional_id = %transactional_id,
-            group_instance_id = group_instance_id(&config.kafka).as_deref().unwrap_or("(dynamic member)"),
+            group_instance_id = worker_group_instance_id(&config.kafka, worker).as_deref().unwrap_or("(dynamic member)"),
             topics = ?topics,
             "joining consumer group"
         );
@@ -292,9 +324,10 @@ impl<'s> Session<'s> {
     fn serve_control(&mut self) {
         loop {
             match self.setup.control.try_recv() {
-                Ok(Control::Reload(catalog)) => {
+                Ok(Control::Reload(catalog, applied)) => {
                     let n = self.tasks.set_catalog(Arc::clone(&catalog));
                     self.setup.catalog = catalog;
+                    let _ = applied.send(());
                     tracing::info!(partitions = n, "journey set swapped");
                 }
                 Ok(Control::Inspect(customer, reply)) => {
@@ -373,161 +406,6 @@ impl<'s> Session<'s> {
                     })
             })
             .collect())
-    }
-
-    /// Processes one input record inside the open transaction.
-    fn process(&mut self, msg: &BorrowedMessage<'_>) {
-        let p = msg.partition();
-        let topic = msg.topic();
-        let offset = msg.offset();
-        let tasks = Arc::clone(self.tasks.tasks());
-        let mut tasks = lock(&tasks);
-        let Some(task) = tasks.get_mut(&p).filter(|t| t.topics.contains(topic)) else {
-            // A record of a partition revoked meanwhile: the next owner processes it.
-            return;
-        };
-        if !task.is_active() {
-            // Fetched before the pause took effect: send the consumer back to it, it comes
-            // again once the partition is restored and resumed.
-            drop(tasks);
-            if let Err(e) =
-                self.consumer
-                    .seek(topic, p, Offset::Offset(offset), Duration::from_secs(5))
-            {
-                tracing::warn!(partition = p, error = %e, "seeking back a record of a restoring partition");
-                self.consumer.context().set_failure(TxnFailure::Aborted {
-                    reason: AbortReason::Rewind,
-                    detail: format!("record of restoring partition {p} not rewound: {e}"),
-                });
-            }
-            return;
-        }
-        let source = Source {
-            topic,
-            partition: p,
-            offset,
-        };
-        let kafka = &self.setup.config.kafka;
-        let poisoned = if self.poisoned.is_empty() {
-            None
-        } else {
-            self.poisoned.remove(&(topic.to_owned(), p, offset))
-        };
-        let decoded = match poisoned {
-            Some(reason) => Err((String::from("engine_failure"), reason)),
-            None => decode_event(msg, &self.setup.config, &self.setup.metrics)
-                .map_err(|e| (e.kind, e.message)),
-        };
-        let ctx = self.consumer.context();
-        let result = match decoded {
-            Err((kind, reason)) => {
-                let dl = dead_letter_record(
-                    &kafka.dead_letter_topic,
-                    &source,
-                    msg.key(),
-                    msg.payload(),
-                    &reason,
-                );
-                self.setup.metrics.dead_lettered(&kind);
-                self.setup
-                    .metrics
-                    .event_consumed(topic, EventOutcome::DeadLetter);
-                tracing::debug!(partition = p, offset, reason, "dead-lettered input record");
-                let mut txn = ctx.txn();
-                txn.record_processed()
-                    .and_then(|()| txn.produce_dead_letter(&dl))
-            }
-            Ok(event) => {
-                if let Err(failure) =
-                    task.apply(Input::Event(&event), Utc::now(), &mut self.effects)
-                {
-                    let reason = format!("engine failure on this event: {}", failure.0);
-                    tracing::error!(
-                        partition = p,
-                        offset,
-                        reason,
-                        "the engine failed; the record will be dead-lettered after rewinding"
-                    );
-                    self.poisoned
-                        .insert((topic.to_owned(), p, offset), reason.clone());
-                    let mut txn = ctx.txn();
-                    ctx.set_failure(txn.abort(
-                        AbortReason::EngineFailure,
-                        &reason,
-                        &self.setup.metrics,
-                    ));
-                    return;
-                }
-                let duplicate = self
-                    .effects
-                    .decisions
-                    .iter()
-                    .any(|d| d.kind == DecisionKind::DuplicateEvent);
-                self.setup
-                    .metrics
-                    .event_consumed(topic, EventOutcome::applied(duplicate));
-                let mut txn = ctx.txn();
-                for _ in &self.effects.commands {
-                    txn.command_from(msg.timestamp().to_millis());
-                }
-                txn.record_processed()
-                    .and_then(|()| emit(&mut txn, p, &self.effects, &self.setup.metrics, kafka))
-            }
-        };
-        let mut txn = ctx.txn();
-        match result {
-            Ok(()) => txn.book.processed(topic, p, offset),
-            Err(failure) => ctx.set_failure(abort_on(&mut txn, failure, &self.setup.metrics)),
-        }
-    }
-
-    /// Fires due timers of every active partition, through the same task path as events.
-    fn fire_timers(&mut self) {
-        let now = Utc::now();
-        let ctx = self.consumer.context();
-        let kafka = &self.setup.config.kafka;
-        let mut tasks = lock(self.tasks.tasks());
-        for (p, task) in tasks.iter_mut() {
-            let Some(due) = task.next_due() else {
-                continue;
-            };
-            if due > now {
-                continue;
-            }
-            let lateness = (now - due).to_std().unwrap_or(Duration::ZERO);
-            self.setup
-                .metrics
-                .observe_timer_lateness(lateness.as_secs_f64());
-            let fired = task.apply(Input::Timers, now, &mut self.effects);
-            let mut txn = ctx.txn();
-            if let Err(failure) = fired {
-                suspend_timers_after_failure(task, &failure.0);
-                ctx.set_failure(txn.abort(
-                    AbortReason::EngineFailure,
-                    "engine failure firing timers",
-                    &self.setup.metrics,
-                ));
-                return;
-            }
-            task.timer_failures = 0;
-            if let Err(failure) = emit(&mut txn, *p, &self.effects, &self.setup.metrics, kafka) {
-                ctx.set_failure(abort_on(&mut txn, failure, &self.setup.metrics));
-                return;
-            }
-        }
-    }
-
-    fn maybe_commit(&mut self) {
-        let interval = Duration::from_millis(self.setup.config.kafka.commit_interval_ms);
-        let ctx = self.consumer.context();
-        let mut txn = ctx.txn();
-        if txn.commit_due(interval, MAX_RECORDS_PER_TRANSACTION) {
-            let group = self.consumer.group_metadata();
-            match ctx.commit(&mut txn, group.as_ref()) {
-                Ok(_) => self.aborts_since_commit = 0,
-                Err(failure) => ctx.set_failure(failure),
-            }
-        }
     }
 
     /// After a failed transaction: make state and input position agree again. Returns whether
@@ -673,7 +551,7 @@ impl<'s> Session<'s> {
         if clean && !ctx.has_failure() {
             self.tasks.checkpoint_all();
         }
-        let static_member = group_instance_id(&self.setup.config.kafka).is_some();
+        let static_member = self.setup.config.kafka.static_membership;
         if !static_member {
             // The partitions move to the other instances at once.
             tracing::info!("leaving the consumer group");
@@ -704,70 +582,14 @@ impl<'s> Session<'s> {
     }
 }
 
-/// Produces the send commands and decisions of one engine call inside the transaction and
-/// notes the changed customers (their changelog entries are written at commit).
-fn emit(
-    txn: &mut Txn,
-    partition: i32,
-    effects: &Effects,
-    metrics: &Metrics,
-    kafka: &journey_spec::KafkaConfig,
-) -> Result<(), TxnFailure> {
-    metrics.commands(&effects.commands);
-    metrics.decisions(&effects.decisions);
-    for command in &effects.commands {
-        let body = command.to_json();
-        txn.produce_to(
-            &command.topic,
-            None,
-            &command.customer_id,
-            Some(body.as_bytes()),
-        )?;
-    }
-    for decision in &effects.decisions {
-        let body = decision.to_json();
-        txn.produce_to(
-            &kafka.decisions_topic,
-            None,
-            &decision.customer_id,
-            Some(body.as_bytes()),
-        )?;
-    }
-    txn.state_changed(partition, &effects.changed)
-}
-
-/// A produce failure leaves the transaction unusable: abort it now (a fatal one is kept as is).
-fn abort_on(txn: &mut Txn, failure: TxnFailure, metrics: &WorkerMetrics) -> TxnFailure {
-    match failure {
-        TxnFailure::Aborted { reason, detail } => txn.abort(reason, &detail, metrics),
-        fatal => fatal,
-    }
-}
-
-fn suspend_timers_after_failure(task: &mut PartitionTask, reason: &str) {
-    task.timer_failures += 1;
-    tracing::error!(
-        partition = task.partition,
-        failures = task.timer_failures,
-        reason,
-        "the engine failed firing timers"
-    );
-    if !task.timers_enabled() && matches!(task.state, TaskState::Active) {
-        tracing::error!(
-            partition = task.partition,
-            "timers of this partition are suspended until the next journey reload"
-        );
-    }
-}
-
 /// Points the transaction's retry reports at readiness.
-fn stall_watch(health: &Arc<Health>) -> StallWatch {
-    let health = Arc::clone(health);
+fn stall_watch(health: &WorkerHealth) -> StallWatch {
+    let health = health.clone();
     Arc::new(move |why| health.set_transaction_stalled(why))
 }
 
 /// Points the producer's broker reports at readiness.
-fn broker_watch(health: &Arc<Health>) -> BrokerWatch {
-    let health = Arc::clone(health);
+fn broker_watch(health: &WorkerHealth) -> BrokerWatch {
+    let health = health.clone();
     Arc::new(move |reachable| health.set_broker_reachable(reachable))
 }

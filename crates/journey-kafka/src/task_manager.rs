@@ -19,21 +19,24 @@
 //! checkpoint is harmless: the last record of a customer wins). Files are written on
 //! background threads, so the loop never waits for the disk.
 //!
+//! The checkpoint half lives in [`checkpoints`].
+//!
 //! The tasks sit behind a mutex only because the rebalance callback (which runs on the same
 //! thread, inside `poll`) commits the open transaction and reads the changed customers' state
 //! for the changelog; the lock is never contended. One task manager serves one stream thread;
 //! several stream threads would each have their own, over disjoint partitions.
 
-use crate::checkpoint::{
-    CheckpointStore, CheckpointWriter, Fallback, CHECKPOINT_INTERVAL, MAX_CHECKPOINT_AGE,
-};
+mod checkpoints;
+
+use crate::checkpoint::{CheckpointStore, Fallback, CHECKPOINT_INTERVAL, MAX_CHECKPOINT_AGE};
 use crate::context::SharedExport;
-use crate::http::Health;
+use crate::health::WorkerHealth;
 use crate::metrics::WorkerMetrics;
 use crate::offsets::TopicPartition;
 use crate::restore::{apply_record, RestoreError, Restorer};
 use crate::task::{panic_message, PartitionTask, Phase, Restore, TaskState};
 use crate::txn::lock;
+use checkpoints::Snapshot;
 use journey_engine::{Catalog, Engine};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
@@ -52,8 +55,6 @@ const RESTORE_STEP: Duration = Duration::from_millis(50);
 const RESTORE_RECORDS_PER_STEP: usize = 20_000;
 /// ...and this many checkpoint customers per partition.
 const CHECKPOINT_CUSTOMERS_PER_STEP: usize = 20_000;
-/// Customers exported per turn of the loop while building a checkpoint.
-const SNAPSHOT_CUSTOMERS_PER_STEP: usize = 20_000;
 /// How long a restore step may wait for the first changelog record.
 const RESTORE_WAIT: Duration = Duration::from_millis(5);
 
@@ -63,23 +64,13 @@ pub struct TaskManagerSetup {
     pub store: CheckpointStore,
     pub catalog: Arc<Catalog>,
     pub metrics: WorkerMetrics,
-    pub health: Arc<Health>,
+    pub health: WorkerHealth,
     pub cancel: CancellationToken,
-}
-
-/// A checkpoint being built, a chunk of customers per turn.
-struct Snapshot {
-    partition: i32,
-    offset: i64,
-    ids: Vec<String>,
-    next: usize,
-    writer: CheckpointWriter,
-    started: Instant,
 }
 
 /// A finished checkpoint write: partition, size or error, seconds, and whether the partition
 /// is still owned (its gauges are set).
-type WriteResult = (i32, std::io::Result<u64>, f64, bool);
+pub(super) type WriteResult = (i32, std::io::Result<u64>, f64, bool);
 
 pub struct TaskManager {
     tasks: Tasks,
@@ -91,11 +82,11 @@ pub struct TaskManager {
     store: CheckpointStore,
     catalog: Arc<Catalog>,
     metrics: WorkerMetrics,
-    health: Arc<Health>,
+    health: WorkerHealth,
     cancel: CancellationToken,
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -513,213 +504,6 @@ impl TaskManager {
         self.health.partition_ready(p);
     }
 
-    /// Checkpoint work for one turn of the loop. Only call when the engines hold committed
-    /// state (no transaction open, no failure pending): every customer exported here is
-    /// committed.
-    ///
-    /// A checkpoint of a large partition is built over several turns, a chunk of customers per
-    /// turn, each at a commit boundary, so that the loop never stalls: the changelog offset
-    /// recorded is the changelog's end when the first chunk was taken, so replaying from it
-    /// covers every change made to customers exported in later chunks. The file is written and
-    /// flushed on a background thread.
-    pub fn checkpoint_due(&mut self) {
-        self.collect_writes();
-        if self.snapshot.is_none() {
-            let due = lock(&self.tasks)
-                .values()
-                .filter(|t| {
-                    t.is_active() && t.dirty && t.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
-                })
-                .min_by_key(|t| t.last_checkpoint)
-                .map(|t| t.partition);
-            let Some(p) = due else {
-                return;
-            };
-            let Some(offset) = self.changelog_end(p) else {
-                return;
-            };
-            let mut tasks = lock(&self.tasks);
-            let Some(task) = tasks.get_mut(&p) else {
-                return;
-            };
-            // Changes from now on make the partition due again.
-            task.dirty = false;
-            task.last_checkpoint = Instant::now();
-            let ids: Vec<String> = task.engine.customer_ids().map(str::to_owned).collect();
-            self.snapshot = Some(Snapshot {
-                partition: p,
-                offset,
-                writer: CheckpointWriter::new(ids.len() * 160),
-                ids,
-                next: 0,
-                started: Instant::now(),
-            });
-            return;
-        }
-        let Some(mut snapshot) = self.snapshot.take() else {
-            return;
-        };
-        let p = snapshot.partition;
-        let exported = {
-            let tasks = lock(&self.tasks);
-            let Some(task) = tasks.get(&p).filter(|t| t.is_active()) else {
-                // Revoked or restoring again: this snapshot is abandoned.
-                return;
-            };
-            let engine = &task.engine;
-            let end = (snapshot.next + SNAPSHOT_CUSTOMERS_PER_STEP).min(snapshot.ids.len());
-            let writer = &mut snapshot.writer;
-            let ids = &snapshot.ids[snapshot.next..end];
-            let ok = catch_unwind(AssertUnwindSafe(|| {
-                for id in ids {
-                    writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
-                }
-            }))
-            .is_ok();
-            snapshot.next = end;
-            ok
-        };
-        if !exported {
-            self.metrics.checkpoint_write_failed();
-            tracing::error!(partition = p, "the engine failed exporting a checkpoint");
-            self.mark_dirty(p);
-            return;
-        }
-        if snapshot.next < snapshot.ids.len() {
-            self.snapshot = Some(snapshot);
-            return;
-        }
-        let bytes = snapshot
-            .writer
-            .finish(self.store.id(p), snapshot.offset, SystemTime::now());
-        self.write_in_background(p, bytes, snapshot.started);
-    }
-
-    /// Writes the checkpoint of every active partition whose state changed, at once (shutdown,
-    /// after the last commit), and waits for every checkpoint file being written.
-    pub fn checkpoint_all(&mut self) {
-        self.snapshot = None;
-        let dirty: Vec<i32> = lock(&self.tasks)
-            .values()
-            .filter(|t| t.is_active() && t.dirty)
-            .map(|t| t.partition)
-            .collect();
-        for p in dirty {
-            let Some(offset) = self.changelog_end(p) else {
-                continue;
-            };
-            let started = Instant::now();
-            let bytes = {
-                let mut tasks = lock(&self.tasks);
-                let Some(task) = tasks.get_mut(&p) else {
-                    continue;
-                };
-                task.dirty = false;
-                match export_all(&task.engine) {
-                    Some(writer) => writer.finish(self.store.id(p), offset, SystemTime::now()),
-                    None => {
-                        self.metrics.checkpoint_write_failed();
-                        continue;
-                    }
-                }
-            };
-            self.write_in_background(p, bytes, started);
-        }
-        self.wait_for_writes();
-    }
-
-    /// A revoked partition's checkpoint: its engine, holding committed state, is exported and
-    /// written on a background thread.
-    fn checkpoint_revoked(&mut self, task: PartitionTask) {
-        let p = task.partition;
-        if !task.is_active() || !task.dirty {
-            return;
-        }
-        let Some(offset) = self.changelog_end(p) else {
-            return;
-        };
-        let store = self.store.clone();
-        let results = self.results.clone();
-        let started = Instant::now();
-        let handle = std::thread::Builder::new()
-            .name(format!("checkpoint-{p}"))
-            .spawn(move || {
-                let result = match export_all(&task.engine) {
-                    Some(writer) => {
-                        let bytes = writer.finish(store.id(p), offset, SystemTime::now());
-                        store.write(p, &bytes)
-                    }
-                    None => Err(std::io::Error::other("the engine failed exporting")),
-                };
-                let _ = results.send((p, result, started.elapsed().as_secs_f64(), false));
-            });
-        match handle {
-            Ok(h) => self.writers.push(h),
-            Err(e) => tracing::warn!(partition = p, error = %e, "checkpoint thread not started"),
-        }
-    }
-
-    fn write_in_background(&mut self, p: i32, bytes: Vec<u8>, started: Instant) {
-        let store = self.store.clone();
-        let results = self.results.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("checkpoint-{p}"))
-            .spawn(move || {
-                let result = store.write(p, &bytes);
-                let _ = results.send((p, result, started.elapsed().as_secs_f64(), true));
-            });
-        match handle {
-            Ok(h) => self.writers.push(h),
-            Err(e) => {
-                self.metrics.checkpoint_write_failed();
-                tracing::warn!(partition = p, error = %e, "checkpoint thread not started");
-                self.mark_dirty(p);
-            }
-        }
-    }
-
-    /// Handles finished checkpoint writes.
-    fn collect_writes(&mut self) {
-        self.writers.retain(|h| !h.is_finished());
-        while let Ok((p, result, seconds, owned)) = self.done.try_recv() {
-            match result {
-                Ok(size) => {
-                    if owned {
-                        self.metrics
-                            .checkpoint_written(p, unix_now(), size, seconds);
-                    }
-                    tracing::debug!(
-                        partition = p,
-                        bytes = size,
-                        millis = (seconds * 1000.0) as u64,
-                        "checkpoint written"
-                    );
-                }
-                Err(e) => {
-                    self.metrics.checkpoint_write_failed();
-                    tracing::warn!(partition = p, file = %self.store.path(p).display(), error = %e, "checkpoint not written");
-                    if owned {
-                        self.mark_dirty(p);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Waits for every checkpoint file being written (end of a session).
-    fn wait_for_writes(&mut self) {
-        for h in self.writers.drain(..) {
-            let _ = h.join();
-        }
-        self.collect_writes();
-    }
-
-    fn mark_dirty(&self, p: i32) {
-        if let Some(task) = lock(&self.tasks).get_mut(&p) {
-            task.dirty = true;
-        }
-    }
-
     /// The changelog partition's end offset now (`None`, with a warning, when unknown).
     fn changelog_end(&mut self, p: i32) -> Option<i64> {
         match self.restorer.watermarks(p, &self.cancel) {
@@ -752,18 +536,6 @@ impl TaskManager {
         drop(tasks);
         self.report_counts();
     }
-}
-
-/// Every customer of `engine` in a checkpoint writer (`None` when the engine failed).
-fn export_all(engine: &Engine) -> Option<CheckpointWriter> {
-    catch_unwind(AssertUnwindSafe(|| {
-        let mut writer = CheckpointWriter::new(engine.customer_count() * 160);
-        for id in engine.customer_ids() {
-            writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
-        }
-        writer
-    }))
-    .ok()
 }
 
 /// The restore state of a task before [`TaskManager::begin_restore`] fills it in.

@@ -2,81 +2,34 @@
 //! transactional producer, beginning, producing into, committing and aborting the one open
 //! transaction, with typed failures.
 //!
-//! One transaction spans every partition of the instance: the outputs of the records processed
+//! The producer's creation and its context are in [`producer`], the typed failures and the
+//! classification of librdkafka errors in [`failure`].
+//!
+//! One transaction spans every partition of the stream thread (worker): the outputs of the records processed
 //! (and timers fired) since the last commit, the changelog entries of the customers they
 //! changed (written once per customer, at commit, see [`Txn::commit`]), plus the consumer
 //! offsets of those records, commit together. The consumer context ([`crate::context`]) owns
 //! the transaction because the rebalance callback must commit it before partitions are handed
 //! over.
 
-use crate::clients::{client_config, producer_properties};
+mod failure;
+mod producer;
+
+pub use failure::{classify, AbortReason, ErrorClass, FatalKind, TxnFailure};
+pub use producer::{
+    create_producer, BrokerWatch, ProducerError, StallWatch, TxnProducer, TxnProducerContext,
+};
+
 use crate::metrics::WorkerMetrics;
 use crate::offsets::OffsetBook;
 use crate::records::{changelog_record, DeadLetter, OutRecord};
-use journey_spec::KafkaConfig;
-use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::statistics::Statistics;
+use rdkafka::producer::{BaseRecord, Producer};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// The transactional producer (its own thread serves delivery reports, client errors and
-/// statistics).
-pub type TxnProducer = ThreadedProducer<TxnProducerContext>;
-
-/// Told whether the brokers answer (`false` on librdkafka's "all brokers down", `true` once
-/// statistics show a broker up); the runtime points it at readiness.
-pub type BrokerWatch = Arc<dyn Fn(bool) + Send + Sync>;
-
-/// Told when a transactional call keeps failing and is being made again (`Some(why)`), and
-/// when a commit went through again (`None`); the runtime points it at readiness, so an
-/// instance whose commits are stuck is not reported ready while its input waits.
-pub type StallWatch = Arc<dyn Fn(Option<&str>) + Send + Sync>;
-
-/// The transactional producer's context. Its callbacks run on the producer's own polling
-/// thread, so the brokers going away is reported even while the stream thread is blocked in a
-/// transactional call (`send_offsets_to_transaction`, `commit_transaction`), when the group
-/// consumer's callbacks (served only inside its `poll`) cannot run.
-pub struct TxnProducerContext {
-    brokers: BrokerWatch,
-}
-
-impl TxnProducerContext {
-    pub fn new(brokers: BrokerWatch) -> Self {
-        TxnProducerContext { brokers }
-    }
-}
-
-impl ClientContext for TxnProducerContext {
-    fn stats(&self, statistics: Statistics) {
-        // Bootstrap entries and the internal broker appear too; only a known broker UP counts.
-        let up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        if up {
-            (self.brokers)(true);
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            (self.brokers)(false);
-        }
-        tracing::error!(error = %error, "kafka producer error: {reason}");
-    }
-}
-
-impl ProducerContext for TxnProducerContext {
-    type DeliveryOpaque = ();
-
-    // Delivery failures surface in the transaction (the commit fails and is aborted).
-    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
-}
 
 /// Reads a customer's current state for the changelog: `Ok(Some(bytes))` a value, `Ok(None)` a
 /// tombstone (no state). An error means the state cannot be read now (the transaction is then
@@ -98,158 +51,6 @@ const DRAIN_STEP: Duration = Duration::from_micros(250);
 const COMMIT_RETRIES: u32 = 5;
 /// Retries of a retriable (e.g. timed-out) abort before the producer is given up as unusable.
 const ABORT_RETRIES: u32 = 5;
-
-/// Why a transaction was aborted (the producer stays usable). Also the `reason` label of
-/// `journeyd_transaction_aborts_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AbortReason {
-    /// The assignment was lost (session timeout): committing would be fenced.
-    AssignmentLost,
-    /// A record could not be handed to the producer.
-    Produce,
-    /// The changed customers' state could not be read for the changelog.
-    Changelog,
-    /// `send_offsets_to_transaction` failed.
-    SendOffsets,
-    /// `commit_transaction` failed.
-    Commit,
-    /// The consumer had no group metadata to commit offsets with.
-    NoGroupMetadata,
-    /// The engine failed on a record or while firing timers.
-    EngineFailure,
-    /// The service stops after a failure.
-    Shutdown,
-    /// A record fetched for a partition still restoring could not be sent back.
-    Rewind,
-}
-
-impl AbortReason {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            AbortReason::AssignmentLost => "assignment_lost",
-            AbortReason::Produce => "produce",
-            AbortReason::Changelog => "changelog",
-            AbortReason::SendOffsets => "send_offsets",
-            AbortReason::Commit => "commit",
-            AbortReason::NoGroupMetadata => "no_group_metadata",
-            AbortReason::EngineFailure => "engine_failure",
-            AbortReason::Shutdown => "shutdown",
-            AbortReason::Rewind => "rewind",
-        }
-    }
-}
-
-/// Why the producer became unusable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FatalKind {
-    /// A newer producer with the same `transactional.id` fenced this one (or its epoch is no
-    /// longer accepted).
-    Fenced,
-    /// Any other fatal producer error (including a failed abort or begin).
-    Other,
-}
-
-/// Why the transaction could not be committed. Either way the engines hold state that never
-/// reached Kafka, so the owned partitions must be restored and the consumer rewound to the
-/// committed offsets before processing continues (see [`crate::recovery`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TxnFailure {
-    /// The transaction was aborted; the producer is still usable.
-    Aborted { reason: AbortReason, detail: String },
-    /// The producer is unusable and must be recreated.
-    Fatal { kind: FatalKind, detail: String },
-}
-
-impl TxnFailure {
-    /// What happened, for logs.
-    pub fn detail(&self) -> &str {
-        match self {
-            TxnFailure::Aborted { detail, .. } | TxnFailure::Fatal { detail, .. } => detail,
-        }
-    }
-
-    pub(crate) fn aborted(reason: AbortReason, detail: impl Into<String>) -> Self {
-        TxnFailure::Aborted {
-            reason,
-            detail: detail.into(),
-        }
-    }
-
-    pub(crate) fn fatal(kind: FatalKind, detail: impl Into<String>) -> Self {
-        TxnFailure::Fatal {
-            kind,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// What to do with a failed transactional call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Retry,
-    Abort,
-    Fatal(FatalKind),
-}
-
-/// Classifies a transactional error the way librdkafka asks callers to (never `expect()`), by
-/// its flags and error code.
-pub fn classify(err: &KafkaError) -> ErrorClass {
-    let fenced = matches!(
-        err.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::Fenced)
-            | Some(RDKafkaErrorCode::ProducerFenced)
-            | Some(RDKafkaErrorCode::InvalidProducerEpoch)
-    );
-    match err {
-        KafkaError::Transaction(e) if e.is_fatal() => ErrorClass::Fatal(if fenced {
-            FatalKind::Fenced
-        } else {
-            FatalKind::Other
-        }),
-        KafkaError::Transaction(e) if e.txn_requires_abort() => ErrorClass::Abort,
-        KafkaError::Transaction(e) if e.is_retriable() => ErrorClass::Retry,
-        _ if fenced => ErrorClass::Fatal(FatalKind::Fenced),
-        // rust-rdkafka's `commit_transaction` flushes first and reports a flush that did not
-        // finish in time as this; librdkafka's own commit reports the same as a retriable
-        // timeout, and the commit may be made again (e.g. once the brokers are back).
-        KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => ErrorClass::Retry,
-        _ => ErrorClass::Abort,
-    }
-}
-
-/// Why the transactional producer could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum ProducerError {
-    #[error("creating the producer: {0}")]
-    Create(#[source] KafkaError),
-    #[error("init transactions: {0}")]
-    Init(#[source] KafkaError),
-}
-
-/// Creates the transactional producer and fences older producers with the same id (which also
-/// aborts a transaction a previous incarnation left open).
-pub fn create_producer(
-    kafka: &KafkaConfig,
-    transactional_id: &str,
-    brokers: BrokerWatch,
-) -> Result<TxnProducer, ProducerError> {
-    let producer: TxnProducer = client_config(&producer_properties(kafka, transactional_id))
-        .create_with_context(TxnProducerContext::new(brokers))
-        .map_err(ProducerError::Create)?;
-    let mut attempt = 0u32;
-    loop {
-        match producer.init_transactions(Duration::from_secs(30)) {
-            Ok(()) => return Ok(producer),
-            Err(e) if classify(&e) == ErrorClass::Retry && attempt < 5 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "init transactions failed, retrying");
-                std::thread::sleep(Duration::from_millis(200 << attempt));
-            }
-            Err(e) => return Err(ProducerError::Init(e)),
-        }
-    }
-}
 
 /// The open transaction and the offsets it carries.
 pub struct Txn {

@@ -19,7 +19,8 @@
 //! Other values are read as a plain YAML scalar (`true`, `100` and `null` are a boolean, a number
 //! and null; anything else is a string). A value written `[a, b]` is a YAML list, and
 //! `kafka.input_topics` also takes a comma-separated string (`JOURNEYD_KAFKA__INPUT_TOPICS=a,b`).
-//! `JOURNEYD_JOURNEYS_DIR` sets `journeys_dir` and `JOURNEYD_STATE_DIR` sets `state_dir`. Other variables that start with `JOURNEYD_` but
+//! `JOURNEYD_JOURNEYS_DIR` sets `journeys_dir`, `JOURNEYD_STATE_DIR` sets `state_dir` and
+//! `JOURNEYD_WORKERS` sets `workers`. Other variables that start with `JOURNEYD_` but
 //! contain no `__` are not overrides and are ignored, so the prefix can also name settings of
 //! the command line.
 //!
@@ -75,9 +76,10 @@ quiet_hours:
 "#;
 
 const PREFIX: &str = "JOURNEYD_";
-pub(crate) const TOP_KEYS: [&str; 10] = [
+pub(crate) const TOP_KEYS: [&str; 11] = [
     "journeys_dir",
     "state_dir",
+    "workers",
     "kafka",
     "metrics",
     "channels",
@@ -164,6 +166,11 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
     let f = cx.fields(root, "the configuration file", "configuration", &TOP_KEYS)?;
     let journeys_dir = config_path(cx, &f, "journeys_dir", "journeys", file);
     let state_dir = config_path(cx, &f, "state_dir", DEFAULT_STATE_DIR, file);
+    let workers = match f.get("workers") {
+        None => Some(None),
+        Some(n) if n.is_null() => Some(None),
+        Some(n) => workers(cx, n).map(Some),
+    };
     let kafka = section(cx, &f, "kafka", kafka);
     let metrics = section(cx, &f, "metrics", metrics);
     let channels = f.require(cx, "channels").and_then(|n| channels(cx, n));
@@ -188,6 +195,7 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
     Some(Config {
         journeys_dir: journeys_dir?,
         state_dir: state_dir?,
+        workers: workers?,
         kafka: kafka?,
         metrics: metrics?,
         channels: channels?,
@@ -197,6 +205,22 @@ fn convert(cx: &mut Cx, root: &Node, file: &FsPath) -> Option<Config> {
         inspect: inspect?,
         log: log?,
     })
+}
+
+/// Most stream threads an instance may run.
+pub const MAX_WORKERS: u64 = 1024;
+
+/// `workers`: stream threads of the instance, 1 to [`MAX_WORKERS`].
+fn workers(cx: &mut Cx, node: &Node) -> Option<usize> {
+    match node.scalar() {
+        Some(Scalar::Int(i)) if *i > MAX_WORKERS as i64 => {
+            cx.err(node, format!("`workers` must be at most {MAX_WORKERS}"));
+            None
+        }
+        _ => cx
+            .positive_int(node, "workers", MAX_WORKERS)
+            .map(|n| n as usize),
+    }
 }
 
 /// The default `state_dir`: a directory `state` beside the configuration file.

@@ -520,3 +520,34 @@ fn input_topics_with_formats() {
         ]
     );
 }
+
+#[test]
+fn workers_default_to_the_cores_and_must_be_positive() {
+    let c = load(CHANNELS, &[]).unwrap();
+    assert_eq!(c.workers, None);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.workers(), cores);
+    let c = load(&format!("workers: 3\n{CHANNELS}"), &[]).unwrap();
+    assert_eq!((c.workers, c.workers()), (Some(3), 3));
+    let c = load(&format!("workers: null\n{CHANNELS}"), &[]).unwrap();
+    assert_eq!(c.workers, None);
+    for (value, message) in [
+        ("0", "`workers` must be a positive integer"),
+        ("-2", "`workers` must be a positive integer"),
+        ("two", "`workers` must be a positive integer"),
+        ("1.5", "`workers` must be a positive integer"),
+        ("5000", "`workers` must be at most 1024"),
+    ] {
+        assert_eq!(
+            errors(&format!("workers: {value}\n{CHANNELS}")),
+            [format!("conf/journeyd.yaml:1:10: {message}")],
+            "workers: {value}"
+        );
+    }
+    let c = load(CHANNELS, &[("JOURNEYD_WORKERS", "2")]).unwrap();
+    assert_eq!(c.workers, Some(2));
+    assert_eq!(
+        load(CHANNELS, &[("JOURNEYD_WORKERS", "0")]).unwrap_err(),
+        ["conf/journeyd.yaml: `workers` must be a positive integer (from JOURNEYD_WORKERS)"]
+    );
+}

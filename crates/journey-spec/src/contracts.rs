@@ -189,6 +189,7 @@ pub fn config_schema() -> Value {
         "properties": {
             "journeys_dir": nonempty,
             "state_dir": nonempty,
+            "workers": { "type": ["integer", "null"], "minimum": 1, "maximum": crate::config::MAX_WORKERS },
             "kafka": {
                 "type": ["object", "null"],
                 "additionalProperties": false,

@@ -472,6 +472,9 @@ pub struct Config {
     /// Addition to config.md: the directory of local state checkpoints (one file per
     /// partition); default `state` beside the configuration file, resolved like `journeys_dir`.
     pub state_dir: PathBuf,
+    /// Stream threads of the instance (`workers`), each owning a disjoint set of partitions;
+    /// `None`: one per core ([`Config::workers`]).
+    pub workers: Option<usize>,
     pub kafka: KafkaConfig,
     pub metrics: MetricsConfig,
     /// In declaration order.
@@ -484,4 +487,16 @@ pub struct Config {
     pub event_catalog: Option<EventCatalog>,
     pub inspect: InspectConfig,
     pub log: LogConfig,
+}
+
+impl Config {
+    /// The number of stream threads to run: `workers` when set, else the number of cores
+    /// (`std::thread::available_parallelism`, 1 when it cannot be told).
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
 }

@@ -230,12 +230,19 @@ impl Drop for Scenario {
 /// top-level keys, keys of `kafka:` and librdkafka properties of `kafka.client:`.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigExtra {
+    /// `workers` instead of the template's 2.
+    pub workers: Option<usize>,
     pub top: Vec<(String, String)>,
     pub kafka: Vec<(String, String)>,
     pub client: Vec<(String, String)>,
 }
 
 impl ConfigExtra {
+    /// Sets `workers` (the template has 2).
+    pub fn workers(mut self, n: usize) -> ConfigExtra {
+        self.workers = Some(n);
+        self
+    }
     /// Adds a top-level `key: value`.
     pub fn top(mut self, key: &str, value: &str) -> ConfigExtra {
         self.top.push((key.to_string(), value.to_string()));
@@ -259,7 +266,10 @@ impl ConfigExtra {
             out.push_str(&format!("{k}: {v}\n"));
         }
         for line in template.lines() {
-            out.push_str(line);
+            match self.workers {
+                Some(n) if line.starts_with("workers:") => out.push_str(&format!("workers: {n}")),
+                _ => out.push_str(line),
+            }
             out.push('\n');
             if line == "kafka:" {
                 for (k, v) in &self.kafka {
@@ -290,6 +300,12 @@ mod tests {
         assert_eq!(
             extra.apply(template),
             "state_dir: \"/tmp/s\"\njourneys_dir: journeys\nkafka:\n  static_membership: false\n  group_id: g\n  client:\n    group.instance.id: \"g-a\"\n    a: \"1\"\nmetrics: {}\n"
+        );
+        assert_eq!(
+            ConfigExtra::default()
+                .workers(3)
+                .apply("workers: 2\nkafka:\n"),
+            "workers: 3\nkafka:\n"
         );
     }
 }

@@ -1,6 +1,7 @@
-//! `journeyd leave-group --instance-id ID [--config FILE]`: hands the partitions of an instance
-//! that was removed for good (scale-in) to the remaining instances at once, instead of after
-//! `session.timeout.ms` (docs/operations.md, "Scaling in").
+//! `journeyd leave-group --instance-id ID [--workers N] [--config FILE]`: hands the partitions of
+//! an instance that was removed for good (scale-in) to the remaining instances at once, instead
+//! of after `session.timeout.ms` (docs/operations.md, "Scaling in"). Every worker of the
+//! instance is a member of its own (`ID`, `ID-w1`, ...): all of them leave.
 //!
 //! Exits 0 once the member is removed (printing the partitions it held), 1 on a configuration
 //! error, 2 when the group could not be reached.
@@ -18,6 +19,10 @@ pub struct Args {
     /// e.g. the pod name `journeyd-2`).
     #[arg(long, value_name = "ID")]
     instance_id: String,
+    /// The removed instance's number of workers [default: the configuration's `workers`]: its
+    /// members `ID`, `ID-w1`, ... `ID-w<N-1>` leave together.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// How long to wait for the group coordinator, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -37,9 +42,13 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("journeyd: --instance-id must not be empty");
         return Ok(ExitCode::from(1));
     }
-    let partitions = journey_kafka::leave::leave_group(
+    let workers = args.workers.map_or_else(|| config.workers(), usize::from);
+    let ids: Vec<String> = (0..workers)
+        .map(|w| journey_kafka::clients::worker_id(&args.instance_id, w))
+        .collect();
+    let partitions = journey_kafka::leave::leave_group_members(
         &config.kafka,
-        &args.instance_id,
+        &ids,
         Duration::from_secs(args.timeout),
     )?;
     let list: Vec<String> = partitions
@@ -48,7 +57,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     println!(
         "{} left group {}; its partitions move to the other members: [{}]",
-        args.instance_id,
+        ids.join(", "),
         config.kafka.group_id,
         list.join(", ")
     );

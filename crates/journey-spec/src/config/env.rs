@@ -40,7 +40,11 @@ fn apply_override(cx: &mut Cx, root: &mut Node, name: &str, value: &str) {
             vec!["kafka".into(), "client".into(), key],
             Node::from_env(name, value, false),
         )
-    } else if rest.contains("__") || upper == "JOURNEYS_DIR" || upper == "STATE_DIR" {
+    } else if rest.contains("__")
+        || upper == "JOURNEYS_DIR"
+        || upper == "STATE_DIR"
+        || upper == "WORKERS"
+    {
         let path = rest.split("__").map(str::to_lowercase).collect();
         (path, env_value(name, value))
     } else {
