@@ -92,7 +92,7 @@ pub(super) fn baseline(
     kafka.transactional_id = Some(txn_id.clone());
 
     let t0 = Instant::now();
-    let consumer: BaseConsumer = props_config(&consumer_properties(&kafka))
+    let consumer: BaseConsumer = props_config(&consumer_properties(&kafka, 0))
         .create()
         .map_err(|e| format!("baseline consumer: {e}"))?;
     let producer: Plain = props_config(&producer_properties(&kafka, &txn_id))

@@ -46,7 +46,7 @@ use sending::{caps, channels, quiet_hours};
 use crate::check::{Cx, Fields};
 use crate::diagnostic::Diagnostic;
 use crate::model::*;
-use crate::yaml::{self, Kind, Node};
+use crate::yaml::{self, Kind, Node, Scalar};
 use std::path::{Path as FsPath, PathBuf};
 
 /// The example of docs/reference/configuration.md, used by [`Config::example`].
