@@ -32,6 +32,15 @@ fn main() {
         engine.handle(&e, e.timestamp, &mut out);
         out.clear();
     }
+    println!(
+        "prefilled: {} customers held (of {customers} ids) after {prefill} events, {} journeys in flight",
+        engine.customer_count(),
+        engine
+            .active_instances()
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    );
     // Several rounds, each over fresh events: the best is the least disturbed by anything else
     // running on the machine.
     let mut best = f64::MAX;
@@ -49,7 +58,8 @@ fn main() {
         }
         best = best.min(took);
         println!(
-            "round {round}: {customers} customers, {events} events: {:.0} events/s ({:.2} µs/event)",
+            "round {round}: {} customers held, {events} events: {:.0} events/s ({:.2} µs/event)",
+            engine.customer_count(),
             events as f64 / took,
             took * 1e6 / events as f64
         );

@@ -76,6 +76,9 @@ fn export<'a>(engine: &Engine, ids: &'a [String]) -> (States<'a>, f64) {
 fn import(states: &States) -> (Engine, f64) {
     let mut engine = Engine::new(catalog());
     let start = Instant::now();
+    if std::env::var_os("NO_RESERVE").is_none() {
+        engine.reserve_customers(states.1.len());
+    }
     let mut at = 0;
     for &(id, end) in &states.1 {
         engine

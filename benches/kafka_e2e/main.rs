@@ -26,6 +26,7 @@
 //! it saw and says that it timed out.
 
 mod baseline;
+mod cpu;
 mod memory;
 mod phases;
 
@@ -459,6 +460,7 @@ fn run(args: &Args) -> Result<(), String> {
         let mut limit = None;
         if args.phase(Phase::Baseline) {
             kafka.create_topics(&[(baseline_out.clone(), args.partitions, false)]);
+            let cpu = cpu::Snapshot::take();
             limit = Some(baseline::baseline(
                 args,
                 &config.kafka,
@@ -466,12 +468,15 @@ fn run(args: &Args) -> Result<(), String> {
                 &baseline_out,
                 Duration::from_millis(commit_interval_ms),
             )?);
+            cpu::Snapshot::take().print_since(&cpu, "baseline");
         }
         let rss_before = memory::resident_bytes();
+        let cpu = cpu::Snapshot::take();
         let mut service = Service::start(&rt, config, metrics_port);
         let outcome = (|| -> Result<(), String> {
             if args.phase(Phase::Throughput) {
                 let rates = throughput(args, &names, &service)?;
+                cpu::Snapshot::take().print_since(&cpu, "throughput phase");
                 if let Some(limit) = limit {
                     baseline::print_ratio(rates, limit);
                 }
