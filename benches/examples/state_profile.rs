@@ -2,7 +2,8 @@
 //! before/after comparisons: builds an engine over `customers` ids with the engine bench's event
 //! mix (about 86 % of the ids end up with state), then runs rounds of exporting every customer
 //! into one buffer (as a checkpoint does) and importing them all into a fresh engine (as a
-//! restore does), and prints the rates.
+//! restore does), and prints the rates. The import sizes the customer index first, as the
+//! runtime's restore does; `NO_RESERVE=1` leaves it growing as it fills (the old behaviour).
 //!
 //! ```text
 //! cargo run --release -p journeyd-benches --example state_profile -- [customers] [rounds]
