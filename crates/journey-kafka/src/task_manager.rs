@@ -14,8 +14,8 @@
 //! boundaries (no transaction open; the stream thread asks only then), for an active partition
 //! whose state changed, every [`CHECKPOINT_INTERVAL`]; at revocation after the revocation
 //! commit (on a background thread, with the revoked engine); at shutdown after the last commit.
-//! The changelog offset recorded is the changelog's end as read before the first customer was
-//! exported, so replaying from it never misses a change (replaying a record already in the
+//! The changelog offset recorded is the changelog's end as read before the walk over the
+//! engine's customers started, so replaying from it never misses a change (replaying a record already in the
 //! checkpoint is harmless: the last record of a customer wins). Files are written on
 //! background threads, so the loop never waits for the disk.
 //!
@@ -242,6 +242,12 @@ impl TaskManager {
     /// checkpoint and the changelog after it, else from the whole changelog.
     fn begin_restore(&mut self, p: i32) -> Result<(), RestoreError> {
         self.restorer.stop(p);
+        // A checkpoint being built walks this partition's engine by slot number; the restored
+        // engine holds its customers in other slots, so that walk cannot go on (its next step
+        // would not notice a restore that is already over).
+        if self.snapshot.as_ref().is_some_and(|s| s.partition == p) {
+            self.snapshot = None;
+        }
         self.health.partition_restoring(p);
         self.metrics.restore_started(p, unix_now());
         let (low, end) = self.restorer.watermarks(p, &self.cancel)?;
