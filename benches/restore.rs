@@ -16,7 +16,7 @@ use clap::Parser;
 use journey_engine::{Effects, Engine};
 use journey_kafka::checkpoint::{CheckpointStore, CheckpointWriter, Fallback};
 use journey_kafka::clients::restore_properties;
-use journey_kafka::restore::{apply_record, Restorer};
+use journey_kafka::restore::{apply_record, customers_expected, customers_in_checkpoint, Restorer};
 use journey_kafka::CancellationToken;
 use journeyd_benches::{bench_bootstrap, catalog, config, machine, parse_local, Stream, JOURNEYS};
 use journeyd_testkit::{client_config, free_port, tail, Journeyd, Kafka};
@@ -200,7 +200,7 @@ fn checkpoint(engine: &Engine) -> Result<(), String> {
     let read_s = t.elapsed().as_secs_f64();
     let mut restored = Engine::new(catalog());
     // As the runtime's restore does: the index sized once from the checkpoint's count.
-    restored.reserve_customers(checkpoint.header.customers as usize);
+    restored.reserve_customers(customers_in_checkpoint(checkpoint.header.customers));
     while checkpoint
         .next_batch(20_000, |id, state| {
             restored
@@ -305,7 +305,7 @@ fn changelog(args: &Args, bootstrap: &str, prefix: &str, state_topic: &str) -> R
     let mut engine = Engine::new(catalog());
     let t = Instant::now();
     // As the runtime's restore does: the index sized for half the records up front.
-    engine.reserve_customers(((end - low).max(0) / 2) as usize);
+    engine.reserve_customers(customers_expected(end - low));
     restorer.start(0, low, end).map_err(|e| e.to_string())?;
     let mut records = 0u64;
     // Time inside the engine (two clock reads per record, about 2 % of the whole).

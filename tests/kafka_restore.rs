@@ -61,7 +61,7 @@ fn records_for(config_path: &Path, state: &[u8], seconds: f64) -> usize {
     let n = 20_000;
     let started = Instant::now();
     // As the service's restore does: the index sized up front for half the records.
-    engine.reserve_customers(n / 2);
+    engine.reserve_customers(journey_kafka::restore::customers_expected(n as i64));
     for i in 0..n {
         engine
             .import_customer(&format!("calibrate-{i}"), state)

@@ -25,6 +25,28 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The most customers a restore sizes an engine's index for up front (about 800 MB of index);
+/// beyond it the index grows as it fills.
+const MAX_RESERVE: usize = 1 << 27;
+
+/// How many customers a restore sizes an engine's customer index for before replaying
+/// `records` changelog records: a compacted changelog holds up to about two records per
+/// customer before compaction catches up, so half of them, at most [`MAX_RESERVE`]. Sizing the
+/// index once avoids its doublings while it fills, each of which reads every customer's id
+/// again (docs/scaling.md, "Restore and rebalance cost").
+pub fn customers_expected(records: i64) -> usize {
+    usize::try_from(records.max(0) / 2)
+        .unwrap_or(usize::MAX)
+        .min(MAX_RESERVE)
+}
+
+/// The same for a checkpoint of `customers` customers (an exact count).
+pub fn customers_in_checkpoint(customers: u64) -> usize {
+    usize::try_from(customers)
+        .unwrap_or(usize::MAX)
+        .min(MAX_RESERVE)
+}
+
 /// The restore consumer's context: reaching the end of a partition is the expected outcome
 /// here, not an error worth logging (librdkafka also reports it as a client-wide error).
 struct RestoreContext;

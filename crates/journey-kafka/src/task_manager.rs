@@ -15,8 +15,8 @@
 //! whose state changed, every [`CHECKPOINT_INTERVAL`]; at revocation after the revocation
 //! commit (on a background thread, with the revoked engine); at shutdown after the last commit.
 //! The changelog offset recorded is the changelog's end as read before the walk over the
-//! engine's customers started, so replaying from it never misses a change (replaying a record already in the
-//! checkpoint is harmless: the last record of a customer wins). Files are written on
+//! engine's customers started, so replaying from it never misses a change (replaying a record
+//! already in the checkpoint is harmless: the last record of a customer wins). Files are written on
 //! background threads, so the loop never waits for the disk.
 //!
 //! The checkpoint half lives in [`checkpoints`].
@@ -55,9 +55,6 @@ const RESTORE_STEP: Duration = Duration::from_millis(50);
 const RESTORE_RECORDS_PER_STEP: usize = 20_000;
 /// ...and this many checkpoint customers per partition.
 const CHECKPOINT_CUSTOMERS_PER_STEP: usize = 20_000;
-/// The most customers a restore sizes a partition's index for up front (about 800 MB of index);
-/// beyond it the index grows as it fills.
-const MAX_RESERVE: usize = 1 << 27;
 /// How long a restore step may wait for the first changelog record.
 const RESTORE_WAIT: Duration = Duration::from_millis(5);
 
@@ -302,23 +299,16 @@ impl TaskManager {
             Phase::Changelog { from, end } => Some((*from, *end)),
             Phase::Checkpoint(_) => None,
         };
-        // The customer index is sized once for what comes, instead of doubling while it fills:
-        // each doubling reads every customer's id again, which made a restore of 10,000,000
-        // customers 4 to 5 times slower (docs/scaling.md). A checkpoint's count is exact; a
-        // changelog holds up to about two records per customer before compaction catches up.
+        // The customer index is sized once for what comes, instead of doubling while it fills.
         let expected = match &restore.phase {
-            Phase::Checkpoint(c) => c.header.customers,
-            Phase::Changelog { from, end } => (end - from).max(0) as u64 / 2,
+            Phase::Checkpoint(c) => crate::restore::customers_in_checkpoint(c.header.customers),
+            Phase::Changelog { from, end } => crate::restore::customers_expected(end - from),
         };
         {
             let mut tasks = lock(&self.tasks);
             if let Some(task) = tasks.get_mut(&p) {
                 task.engine = Engine::new(Arc::clone(&self.catalog));
-                task.engine.reserve_customers(
-                    usize::try_from(expected)
-                        .unwrap_or(usize::MAX)
-                        .min(MAX_RESERVE),
-                );
+                task.engine.reserve_customers(expected);
                 task.state = TaskState::Restoring(restore);
             }
         }

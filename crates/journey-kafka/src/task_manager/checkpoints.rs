@@ -277,9 +277,7 @@ fn export_all(engine: &Engine) -> Option<CheckpointWriter> {
     catch_unwind(AssertUnwindSafe(|| {
         let mut writer =
             CheckpointWriter::new(engine.customer_count() * CHECKPOINT_BYTES_PER_CUSTOMER);
-        for id in engine.customer_ids() {
-            writer.customer_with(id, |buf| engine.export_customer_into(id, buf));
-        }
+        export_slots(engine, &mut writer, 0..engine.slot_count(), usize::MAX);
         writer
     }))
     .ok()
