@@ -73,6 +73,22 @@ fn transactional_id_is_configured_or_group_and_host() {
 }
 
 #[test]
+fn members_heartbeat_every_second_unless_told_otherwise() {
+    let mut k = kafka();
+    assert_eq!(
+        get(&consumer_properties(&k, 0), "heartbeat.interval.ms"),
+        Some("1000")
+    );
+    k.client.insert("heartbeat.interval.ms".into(), "3000".into());
+    let p = consumer_properties(&k, 1);
+    assert_eq!(get(&p, "heartbeat.interval.ms"), Some("3000"));
+    assert_eq!(
+        p.iter().filter(|(k, _)| k == "heartbeat.interval.ms").count(),
+        1
+    );
+}
+
+#[test]
 fn static_membership_defaults_to_the_transactional_id() {
     let mut k = kafka();
     k.transactional_id = Some("journeyd-1".into());
