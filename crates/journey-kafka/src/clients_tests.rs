@@ -79,11 +79,14 @@ fn members_heartbeat_every_second_unless_told_otherwise() {
         get(&consumer_properties(&k, 0), "heartbeat.interval.ms"),
         Some("1000")
     );
-    k.client.insert("heartbeat.interval.ms".into(), "3000".into());
+    k.client
+        .insert("heartbeat.interval.ms".into(), "3000".into());
     let p = consumer_properties(&k, 1);
     assert_eq!(get(&p, "heartbeat.interval.ms"), Some("3000"));
     assert_eq!(
-        p.iter().filter(|(k, _)| k == "heartbeat.interval.ms").count(),
+        p.iter()
+            .filter(|(k, _)| k == "heartbeat.interval.ms")
+            .count(),
         1
     );
 }
